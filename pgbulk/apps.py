@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class PgbulkConfig(AppConfig):
+    name = "pgbulk"
+    verbose_name = "Bulk jobs"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from pgbulk import checks  # noqa: F401  (registers the system checks)

@@ -1,0 +1,188 @@
+"""Running a job: claim it, walk its reserved keys in chunks, finish it honestly.
+
+atomic=True: one transaction for all chunks; progress goes through the side
+connection so pollers see it while the data transaction is open.
+atomic=False: each chunk commits with its progress and the release of its
+reservations, so a retried job resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.db import connections, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from pgbulk import locks, progress
+from pgbulk.conf import pgbulk_settings
+from pgbulk.exceptions import JobCancelled
+from pgbulk.models import Job, Status
+from pgbulk.runtime import JobRuntime, activate
+from pgbulk.signals import emit
+from pgbulk.sqlfiles import query
+from pgbulk.strategies import Operation, RecordFailed, operation_for
+
+logger = logging.getLogger("pgbulk")
+
+ShouldAbort = Callable[[], bool] | None
+
+
+def run(job_id: Any, *, should_abort: ShouldAbort = None, using: str = "default") -> Job | None:
+    """Run a queued (or interrupted) job to a terminal state; None if it is not ours to run."""
+    job = Job.objects.using(using).filter(pk=job_id).first()
+    if job is None:
+        logger.warning("pgbulk: job %s does not exist (deleted?), nothing to run", job_id)
+        return None
+    runtime = JobRuntime(job, using=using, separate=not connections[using].in_atomic_block)
+    with activate(runtime):
+        if not runtime.take_liveness_lock():
+            logger.warning("pgbulk: job %s is being run by a live worker already", job_id)
+            return None
+        if not claim(job, using):
+            return job
+        try:
+            operation = operation_for(job, using)
+            if job.params.get("atomic", True):
+                run_atomic(job, operation, runtime, should_abort)
+            else:
+                run_chunked(job, operation, runtime, should_abort)
+        except JobCancelled:
+            finish(job, Status.CANCELLED, f"Cancelled after {job.done} of {job.total} records.",
+                   using=using)
+        except Exception as error:
+            logger.exception("pgbulk: job %s failed", job.id)
+            finish(job, Status.FAILED, failure_message(job, error), using=using)
+    return job
+
+
+def claim(job: Job, using: str) -> bool:
+    with connections[using].cursor() as cursor:
+        cursor.execute(query("claim_job"), [str(job.id)])
+        claimed = cursor.fetchone() is not None
+    job.refresh_from_db()
+    return claimed
+
+
+def chunks(job: Job, using: str) -> Iterator[list[tuple[int, str]]]:
+    """Successive chunks of ``(seq, object_pk)`` of the job's remaining target records."""
+    last = 0
+    size = max(int(pgbulk_settings.CHUNK_SIZE), 1)
+    while True:
+        with connections[using].cursor() as cursor:
+            cursor.execute(query("next_chunk"), [str(job.id), last, size])
+            rows = cursor.fetchall()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
+
+
+def check_stop(runtime: JobRuntime, should_abort: ShouldAbort) -> None:
+    if runtime.cancel_requested() or (should_abort is not None and should_abort()):
+        raise JobCancelled()
+
+
+def run_atomic(job: Job, operation: Operation, runtime: JobRuntime, should_abort) -> None:
+    using = runtime.using
+    with transaction.atomic(using=using):
+        done = 0
+        for rows in chunks(job, using):
+            check_stop(runtime, should_abort)
+            changed, errors = operation.apply(rows, per_record=False)
+            if errors:
+                raise RecordFailed(errors)
+            done += changed
+            progress.write(job, done, 0, f"{done} of {job.total}", using=runtime.side)
+            emit(job, "progress", using=runtime.side)
+        check_stop(runtime, should_abort)
+        job.done = done
+        finish(job, Status.SUCCEEDED, f"Changed {done} of {job.total} records.", using=using)
+
+
+def run_chunked(job: Job, operation: Operation, runtime: JobRuntime, should_abort) -> None:
+    using = runtime.using
+    cap = int(pgbulk_settings.MAX_RECORDED_ERRORS)
+    for rows in chunks(job, using):
+        check_stop(runtime, should_abort)
+        with transaction.atomic(using=using):
+            changed, errors = operation.apply(rows, per_record=True)
+            locks.release_chunk(job.id, rows[0][0], rows[-1][0], using=using)
+            job.done += changed
+            job.failed_count += len(errors)
+            job.errors = (job.errors + errors)[:cap]
+            Job.objects.using(using).filter(pk=job.pk).update(
+                done=F("done") + changed,
+                failed_count=F("failed_count") + len(errors),
+                errors=job.errors,
+            )
+            progress.write(job, job.done, job.failed_count, f"{job.done} of {job.total}",
+                           using=using)
+        emit(job, "progress", using=using)
+    if job.failed_count:
+        finish(job, Status.FAILED,
+               f"{job.failed_count} of {job.total} records failed; {job.done} changed.",
+               using=using)
+    else:
+        finish(job, Status.SUCCEEDED, f"Changed {job.done} of {job.total} records.", using=using)
+
+
+EVENT_OF = {Status.SUCCEEDED: "complete", Status.FAILED: "fail", Status.CANCELLED: "cancel"}
+
+
+def finish(job: Job, status: str, message: str, *, using: str) -> None:
+    """Set the terminal status and release every reservation, in one transaction."""
+    with transaction.atomic(using=using):
+        if status == Status.CANCELLED and job.params.get("atomic", True):
+            job.done = 0  # everything rolled back
+        updated = Job.objects.using(using).filter(
+            pk=job.pk, status__in=[Status.QUEUED, Status.RUNNING]
+        ).update(
+            status=status, message=message, finished_at=timezone.now(),
+            done=job.done, failed_count=job.failed_count, errors=job.errors,
+        )
+        locks.release_job(job.id, using=using)
+        with connections[using].cursor() as cursor:
+            cursor.execute(query("final_progress"),
+                           [str(job.id), job.total, job.done, job.failed_count, message])
+        if updated:
+            job.refresh_from_db()
+            emit(job, EVENT_OF[status], using=using)
+
+
+def failure_message(job: Job, error: BaseException) -> str:
+    if isinstance(error, RecordFailed):
+        return f"{job.model} {error}. Nothing was changed." if job.params.get(
+            "atomic", True) else f"{job.model} {error}"
+    return f"{type(error).__name__}: {error}"
+
+
+def cancel(job: Job) -> bool:
+    """Cancel a queued job now, or ask a running one to stop at its next chunk."""
+    using = job._state.db or "default"
+    with transaction.atomic(using=using):
+        stopped = Job.objects.using(using).filter(pk=job.pk, status=Status.QUEUED).update(
+            status=Status.CANCELLED, cancel_requested=True, finished_at=timezone.now(),
+            message="Cancelled before it started.",
+        )
+        if stopped:
+            locks.release_job(job.id, using=using)
+            _cancel_queued_task(job)
+            job.refresh_from_db()
+            emit(job, "cancel", using=using)
+        else:
+            stopped = Job.objects.using(using).filter(pk=job.pk, status=Status.RUNNING).update(
+                cancel_requested=True
+            )
+    job.refresh_from_db()
+    return bool(stopped)
+
+
+def _cancel_queued_task(job: Job) -> None:
+    if job.procrastinate_job_id is None:
+        return
+    from procrastinate.contrib.django import app
+
+    app.job_manager.cancel_job_by_id(job.procrastinate_job_id)

@@ -1,0 +1,74 @@
+"""Job endpoints: progress (HTMX fragment or JSON), cancel, dashboard list and detail."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from pgbulk.models import Job, Status
+
+HTMX_STOP_POLLING = 286
+
+
+def visible_jobs(request: HttpRequest):
+    jobs = Job.objects.select_related("user")
+    return jobs if request.user.is_staff else jobs.filter(user=request.user)
+
+
+def get_job(request: HttpRequest, job_id) -> Job:
+    job = visible_jobs(request).filter(pk=job_id).first()
+    if job is None:
+        raise Http404("No such job.")
+    return job
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+@login_required
+@require_GET
+def job_progress(request: HttpRequest, job_id) -> HttpResponse:
+    job = get_job(request, job_id)
+    data = job.progress()
+    if wants_json(request):
+        return JsonResponse(data)
+    errors = Paginator(job.errors, 20).get_page(request.GET.get("errors_page"))
+    response = render(request, "pgbulk/progress.html", {"job": job, "p": data, "errors": errors})
+    if job.is_terminal and request.headers.get("HX-Request"):
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+@login_required
+@require_POST
+def job_cancel(request: HttpRequest, job_id) -> HttpResponse:
+    job = get_job(request, job_id)
+    job.cancel()
+    if wants_json(request):
+        return JsonResponse(job.progress())
+    if request.headers.get("HX-Request"):
+        return job_progress(request, job_id)
+    return redirect("pgbulk:job-detail", job_id=job.id)
+
+
+@login_required
+@require_GET
+def job_list(request: HttpRequest) -> HttpResponse:
+    jobs = visible_jobs(request)
+    status = request.GET.get("status", "")
+    if status in Status.values:
+        jobs = jobs.filter(status=status)
+    page = Paginator(jobs, 25).get_page(request.GET.get("page"))
+    return render(request, "pgbulk/job_list.html",
+                  {"page": page, "status": status, "statuses": Status.choices})
+
+
+@login_required
+@require_GET
+def job_detail(request: HttpRequest, job_id) -> HttpResponse:
+    job = get_job(request, job_id)
+    return render(request, "pgbulk/job_detail.html", {"job": job, "p": job.progress()})

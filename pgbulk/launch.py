@@ -1,0 +1,117 @@
+"""Launching a job: one transaction writes the job row, every reservation and the queued task."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from django.db.models import QuerySet
+
+from pgbulk import execute, locks
+from pgbulk.conf import pgbulk_settings
+from pgbulk.exceptions import BulkValidationError
+from pgbulk.models import Job, Status
+from pgbulk.signals import emit
+from pgbulk.values import clean_values
+
+RUN_MODES = ("auto", "async", "sync")
+STRATEGIES = ("save", "queryset")
+DEFAULT_MIN_ASYNC_RECORDS = 20
+
+
+def bulk_update(
+    queryset: QuerySet,
+    values: dict[str, Any],
+    *,
+    user: Any = None,
+    run: str = "auto",
+    strategy: str = "save",
+    atomic: bool = True,
+    conflict_checking: bool = True,
+    fields: Iterable[str] | None = None,
+    min_async_records: int = DEFAULT_MIN_ASYNC_RECORDS,
+) -> Job:
+    """Set ``values`` on every record of ``queryset``; see DESIGN.md for the options.
+
+    ``fields`` limits which fields may be changed (the view's ``bulk_fields``).
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
+    cleaned = clean_values(queryset.model, values, fields)
+    params = {"values": cleaned, "strategy": strategy}
+    return launch("update", "pgbulk.tasks.bulk_update_task", queryset, params, user=user,
+                  run=run, atomic=atomic, conflict_checking=conflict_checking,
+                  min_async_records=min_async_records)
+
+
+def bulk_delete(
+    queryset: QuerySet,
+    *,
+    user: Any = None,
+    run: str = "auto",
+    atomic: bool = True,
+    conflict_checking: bool = True,
+    min_async_records: int = DEFAULT_MIN_ASYNC_RECORDS,
+) -> Job:
+    """Delete every record of ``queryset`` (cascades and signals as Django's delete())."""
+    return launch("delete", "pgbulk.tasks.bulk_delete_task", queryset, {}, user=user, run=run,
+                  atomic=atomic, conflict_checking=conflict_checking,
+                  min_async_records=min_async_records)
+
+
+def launch(
+    kind: str,
+    task_name: str,
+    queryset: QuerySet,
+    params: dict[str, Any],
+    *,
+    user: Any,
+    run: str,
+    atomic: bool,
+    conflict_checking: bool,
+    min_async_records: int,
+) -> Job:
+    """Create the job and reserve its records; defer it, or run it here when synchronous."""
+    if run not in RUN_MODES:
+        raise ValueError(f"run must be one of {RUN_MODES}, not {run!r}")
+    if run == "async" and not pgbulk_settings.ASYNC_ENABLED:
+        raise ImproperlyConfigured('run="async" needs PGBULK["ASYNC_ENABLED"] = True')
+    using = queryset.db
+    params = {**params, "atomic": bool(atomic), "conflict_checking": bool(conflict_checking)}
+    with transaction.atomic(using=using):
+        job = Job.objects.using(using).create(
+            kind=kind, task_name=task_name, model=locks.model_label(queryset.model),
+            params=params, user=user if getattr(user, "is_authenticated", False) else None,
+        )
+        job.total = locks.reserve(job.id, queryset, using=using, exclusive=conflict_checking)
+        if not job.total:
+            raise BulkValidationError({"__all__": ["No records are selected."]})
+        job.run_mode = run_mode(run, job.total, min_async_records)
+        if job.run_mode == "async":
+            job.procrastinate_job_id = defer(task_name, job)
+        job.save(update_fields=["total", "run_mode", "procrastinate_job_id"])
+        emit(job, "create", using=using)
+    if job.run_mode == "sync":
+        execute.run(job.id, using=using)
+        job.refresh_from_db()
+    return job
+
+
+def run_mode(run: str, total: int, min_async_records: int) -> str:
+    if run == "auto":
+        enough = total >= min_async_records
+        return "async" if pgbulk_settings.ASYNC_ENABLED and enough else "sync"
+    return run
+
+
+def defer(task_name: str, job: Job) -> int:
+    """Queue the task in the current transaction (Procrastinate's Django connector)."""
+    from pgbulk import tasks
+
+    task = tasks.by_name(task_name)
+    return task.configure(queue=pgbulk_settings.QUEUE).defer(job_id=str(job.id))
+
+
+__all__ = ["Status", "bulk_delete", "bulk_update", "launch"]

@@ -1,0 +1,125 @@
+"""pgbulk's tables: the job history, the reservations (conflict locks) and live progress."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
+
+
+class Job(models.Model):
+    """One bulk operation (or custom job task); the table is also the history."""
+
+    Status = Status
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=20)  # update, delete, or "task"
+    task_name = models.CharField(max_length=200)
+    model = models.CharField(max_length=200, blank=True)  # app_label.ModelName
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    run_mode = models.CharField(max_length=5, default="async")  # async or sync
+    params = models.JSONField(default=dict, blank=True)
+    total = models.BigIntegerField(default=0)
+    done = models.BigIntegerField(default=0)
+    failed_count = models.BigIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    message = models.TextField(blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="pgbulk_jobs",
+    )
+    procrastinate_job_id = models.BigIntegerField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"], name="pgbulk_job_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.model or self.task_name} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def progress(self) -> dict[str, Any]:
+        """Status and progress as a dict (live figures from the progress table)."""
+        from pgbulk import progress
+
+        return progress.snapshot(self)
+
+    def cancel(self) -> bool:
+        """Ask the job to stop; True if it was still queued or running."""
+        from pgbulk import execute
+
+        return execute.cancel(self)
+
+    def wait(self, timeout: float = 60.0, interval: float = 0.1) -> Job:
+        """Poll until the job is terminal; TimeoutError after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.refresh_from_db()
+            if self.is_terminal:
+                return self
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"job {self.id} still {self.status} after {timeout}s")
+            time.sleep(interval)
+
+
+class Reservation(models.Model):
+    """A record reserved by a job: the conflict lock (unique per record while exclusive)."""
+
+    pk = models.CompositePrimaryKey("job", "seq")
+    job = models.ForeignKey(
+        Job, on_delete=models.CASCADE, related_name="reservations", db_index=False
+    )  # the primary key (job, seq) indexes it
+    seq = models.BigIntegerField()  # walk order of the job's target records
+    model = models.CharField(max_length=200)
+    object_pk = models.TextField()
+    is_target = models.BooleanField(default=True)  # False: registered descendant
+    exclusive = models.BooleanField(default=True)  # False: conflict checking off
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "object_pk"],
+                condition=models.Q(exclusive=True),
+                name="pgbulk_reservation_record_uniq",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.object_pk} held by job {self.job_id}"
+
+
+class Progress(models.Model):
+    """Live progress of a job: UNLOGGED (cheap writes; emptied after a crash)."""
+
+    job_id = models.UUIDField(primary_key=True)
+    total = models.BigIntegerField(default=0)
+    done = models.BigIntegerField(default=0)
+    failed_count = models.BigIntegerField(default=0)
+    message = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"job {self.job_id}: {self.done}/{self.total}"

@@ -1,0 +1,60 @@
+"""Live progress: written to the UNLOGGED progress table, read with the job row as fallback."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.db import connections
+from django.utils import timezone
+
+from pgbulk.sqlfiles import query
+
+if TYPE_CHECKING:
+    from pgbulk.models import Job
+
+
+def write(job: Job, done: int, failed: int, message: str = "", *, using: str) -> None:
+    """Record progress (monotonic: never lowers ``done``)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            query("upsert_progress"), [str(job.id), job.total, done, failed, message]
+        )
+
+
+def snapshot(job: Job) -> dict[str, Any]:
+    """Status and progress of a job as a plain dict (what the progress endpoint serves)."""
+    from pgbulk.models import Progress
+
+    live = Progress.objects.filter(job_id=job.id).first()
+    done, failed = job.done, job.failed_count
+    message = job.message
+    if live is not None and not job.is_terminal:
+        done, failed = max(done, live.done), max(failed, live.failed_count)
+        message = live.message or message
+    total = job.total
+    processed = done + failed
+    percent = 100.0 if job.is_terminal and job.status == "succeeded" else (
+        round(100.0 * processed / total, 1) if total else 0.0
+    )
+    rate = eta = None
+    if job.started_at and processed:
+        end = job.finished_at or timezone.now()
+        elapsed = max((end - job.started_at).total_seconds(), 1e-3)
+        rate = round(processed / elapsed, 1)
+        if not job.is_terminal and rate:
+            eta = round((total - processed) / rate, 1)
+    return {
+        "id": str(job.id),
+        "status": job.status,
+        "kind": job.kind,
+        "model": job.model,
+        "done": done,
+        "failed_count": failed,
+        "total": total,
+        "percent": min(percent, 100.0),
+        "rate": rate,
+        "eta_seconds": eta,
+        "message": message,
+        "errors": job.errors,
+        "progress_known": live is not None or job.is_terminal or job.status == "queued",
+    }

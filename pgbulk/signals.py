@@ -1,0 +1,36 @@
+"""Lifecycle events of jobs, sent after the transaction that caused them commits."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.dispatch import Signal
+from django.utils.module_loading import import_string
+
+from pgbulk.conf import pgbulk_settings
+
+logger = logging.getLogger("pgbulk")
+
+#: ``job_event.send(sender=Job, job=job, event=...)``; events: create, progress,
+#: complete, fail, cancel, cleanup.
+job_event = Signal()
+
+EVENTS = ("create", "progress", "complete", "fail", "cancel", "cleanup")
+
+
+def emit(job, event: str, *, using: str = "default") -> None:
+    """Send ``event`` for ``job`` (signal and manager hook) once the transaction commits."""
+    assert event in EVENTS, event
+    transaction.on_commit(lambda: _deliver(job, event), using=using)
+
+
+def _deliver(job, event: str) -> None:
+    from pgbulk.models import Job
+
+    try:
+        job_event.send(sender=Job, job=job, event=event)
+        manager_path = job.params.get("manager") or pgbulk_settings.ASYNC_MANAGER_DEFAULT
+        import_string(manager_path)().on_event(job, event)
+    except Exception:  # a listener must never change a job's outcome
+        logger.exception("pgbulk: lifecycle listener failed for %s of job %s", event, job.id)

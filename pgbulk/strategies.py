@@ -1,0 +1,206 @@
+"""How one chunk of records is changed: update (save or queryset strategy) and delete."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from django.apps import apps
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, connections, transaction
+from django.db.models import Model, ProtectedError, QuerySet, RestrictedError
+from django.db.models.expressions import RawSQL
+
+from pgbulk import values as values_mod
+from pgbulk.exceptions import PgbulkError
+from pgbulk.sqlfiles import query
+
+if TYPE_CHECKING:
+    from pgbulk.models import Job
+
+RECORD_ERRORS = (ValidationError, DatabaseError, ProtectedError, RestrictedError, PgbulkError)
+
+
+class RecordFailed(Exception):
+    """A record could not be changed; carries its ``{pk, field, message}`` entries."""
+
+    def __init__(self, entries: list[dict[str, Any]]) -> None:
+        self.entries = entries
+        first = entries[0]
+        where = f"{first['field']}: " if first.get("field") else ""
+        super().__init__(f"record {first['pk']}: {where}{first['message']}")
+
+
+def describe(pk: Any, error: BaseException) -> list[dict[str, Any]]:
+    """Error entries naming the record (and the field, when Django says which)."""
+    if isinstance(error, ValidationError) and hasattr(error, "error_dict"):
+        return [
+            {"pk": str(pk), "field": None if field == "__all__" else field, "message": " ".join(msgs)}
+            for field, msgs in error.message_dict.items()
+        ]
+    if isinstance(error, ValidationError):
+        return [{"pk": str(pk), "field": None, "message": " ".join(error.messages)}]
+    text = error.args[0] if isinstance(error, ProtectedError | RestrictedError) else str(error)
+    return [{"pk": str(pk), "field": None, "message": str(text).strip()}]
+
+
+class Operation:
+    """Applies a job's change to chunks of primary keys, inside the caller's transaction."""
+
+    lock_kwargs: dict[str, Any] = {"no_key": True}
+
+    def __init__(self, job: Job, using: str) -> None:
+        self.job = job
+        self.using = using
+        self.model: type[Model] = apps.get_model(job.model)
+
+    def queryset(self, keys: list[Any]) -> QuerySet:
+        return self.model._base_manager.using(self.using).filter(pk__in=keys)
+
+    def chunk_queryset(self, rows: list[tuple[int, str]]) -> QuerySet:
+        """The records of a chunk, selected through the lock table (no long IN lists)."""
+        pk = self.model._meta.pk
+        key_type = (pk.target_field if pk.is_relation else pk).rel_db_type(
+            connections[self.using])
+        sql = query("chunk_keys").replace("{key_type}", key_type)
+        subquery = RawSQL(sql, [str(self.job.id), rows[0][0], rows[-1][0]])
+        return self.model._base_manager.using(self.using).filter(pk__in=subquery)
+
+    def keys_of(self, rows: list[tuple[int, str]]) -> list[Any]:
+        to_python = self.model._meta.pk.to_python
+        return [to_python(object_pk) for _seq, object_pk in rows]
+
+    def apply(self, rows: list[tuple[int, str]], *, per_record: bool) -> tuple[int, list[dict]]:
+        """Change the records of a chunk; return (how many changed, error entries).
+
+        With ``per_record`` a failing record is rolled back alone and reported;
+        without, the first failure raises RecordFailed.
+        """
+        raise NotImplementedError
+
+    def missing(self, rows: list[tuple[int, str]], present: set[Any]) -> list[dict[str, Any]]:
+        if len(present) == len(rows):
+            return []
+        keys = self.keys_of(rows)
+        return [
+            {"pk": str(k), "field": None, "message": "The record no longer exists."}
+            for k in keys if k not in present
+        ]
+
+    def each(self, records, change: Callable[[Any], None], per_record: bool):
+        """Run ``change`` per record; with ``per_record`` in a savepoint each."""
+        done, errors = 0, []
+        for record in records:
+            pk = record.pk
+            try:
+                if per_record:
+                    with transaction.atomic(using=self.using):
+                        change(record)
+                else:
+                    change(record)
+                done += 1
+            except RECORD_ERRORS as error:
+                entries = describe(pk, error)
+                if not per_record:
+                    raise RecordFailed(entries) from error
+                errors.extend(entries)
+        return done, errors
+
+
+class UpdateOperation(Operation):
+    def __init__(self, job: Job, using: str) -> None:
+        super().__init__(job, using)
+        self.simple, self.m2m = values_mod.split(self.model, job.params["values"])
+        self.update_fields = [self.model._meta.get_field(n).name for n in job.params["values"]
+                              if n not in self.m2m]
+        self.strategy = job.params.get("strategy", "save")
+
+    def apply(self, rows, *, per_record):
+        chunk = self.chunk_queryset(rows)
+        if self.strategy == "queryset":
+            return self.apply_set_based(rows, chunk, per_record)
+        records = list(chunk.select_for_update(**self.lock_kwargs).order_by("pk"))
+        errors = self.missing(rows, {r.pk for r in records})
+        done, errs = self.each(records, self.save_one, per_record)
+        return done, errors + errs
+
+    def apply_set_based(self, rows, chunk: QuerySet, per_record: bool) -> tuple[int, list[dict]]:
+        pks = list(
+            chunk.select_for_update(**self.lock_kwargs).order_by("pk").values_list("pk", flat=True)
+        )
+        errors = self.missing(rows, set(pks))
+        try:
+            with transaction.atomic(using=self.using):
+                self.set_based(chunk, pks)
+            return len(pks), errors
+        except RECORD_ERRORS:
+            # Name the failing records: apply one by one (in atomic mode the
+            # first failure raises and everything is rolled back).
+            records = list(self.queryset(pks).order_by("pk"))
+            done, errs = self.each(
+                records, lambda r: self.set_based(self.queryset([r.pk]), [r.pk]), per_record)
+            return done, errors + errs
+
+    def set_based(self, records: QuerySet, pks: list[Any]) -> None:
+        if self.simple:
+            records.update(**self.simple)
+        for name, change in self.m2m.items():
+            self.change_m2m_set_based(name, change, pks)
+
+    def change_m2m_set_based(self, name: str, change: dict, pks: list[Any]) -> None:
+        field = self.model._meta.get_field(name)
+        through = field.remote_field.through
+        source, target = field.m2m_field_name(), field.m2m_reverse_field_name()
+        (operation, raw), = change.items()
+        keys = [values_mod.to_key(field.related_model, k) for k in raw]
+        links = through._base_manager.using(self.using)
+        if operation in ("remove", "set"):
+            stale = links.filter(**{f"{source}__in": pks})
+            if operation == "remove":
+                stale = stale.filter(**{f"{target}__in": keys})
+            else:
+                stale = stale.exclude(**{f"{target}__in": keys})
+            stale.delete()
+        if operation in ("add", "set") and keys:
+            src_att = through._meta.get_field(source).attname
+            tgt_att = through._meta.get_field(target).attname
+            links.bulk_create(
+                [through(**{src_att: pk, tgt_att: key}) for pk in pks for key in keys],
+                ignore_conflicts=True,
+            )
+
+    def save_one(self, record: Model) -> None:
+        for attname, value in self.simple.items():
+            setattr(record, attname, value)
+        if self.simple:
+            record.full_clean()
+            record.save(update_fields=self.update_fields)
+        for name, change in self.m2m.items():
+            (operation, raw), = change.items()
+            field = self.model._meta.get_field(name)
+            keys = [values_mod.to_key(field.related_model, k) for k in raw]
+            manager = getattr(record, name)
+            if operation == "set":
+                manager.set(keys)
+            else:
+                getattr(manager, operation)(*keys)
+
+
+class DeleteOperation(Operation):
+    lock_kwargs = {}  # deletes need the full row lock
+
+    def apply(self, rows, *, per_record):
+        records = list(self.chunk_queryset(rows).select_for_update().order_by("pk"))
+        errors = self.missing(rows, {r.pk for r in records})
+        pks = [r.pk for r in records]
+        try:
+            with transaction.atomic(using=self.using):
+                self.queryset(pks).delete()
+            return len(pks), errors
+        except RECORD_ERRORS:
+            done, errs = self.each(records, lambda r: r.delete(), per_record)
+            return done, errors + errs
+
+
+def operation_for(job: Job, using: str) -> Operation:
+    return {"update": UpdateOperation, "delete": DeleteOperation}[job.kind](job, using)

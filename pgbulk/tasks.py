@@ -1,0 +1,40 @@
+"""Procrastinate tasks: thin wrappers that run a pgbulk job in the worker."""
+
+from __future__ import annotations
+
+from django.db import close_old_connections
+from procrastinate import JobContext
+from procrastinate.contrib.django import app
+
+from pgbulk import execute
+from pgbulk.exceptions import JobFailed
+from pgbulk.models import Status
+
+
+def run_in_worker(context: JobContext, job_id: str) -> None:
+    close_old_connections()
+    try:
+        job = execute.run(job_id, should_abort=context.should_abort)
+    finally:
+        close_old_connections()
+    if job is not None and job.status == Status.FAILED:
+        raise JobFailed(job.message)  # the queue records a failure too, never a success
+
+
+@app.task(name="pgbulk.tasks.bulk_update_task", queue="pgbulk", pass_context=True)
+def bulk_update_task(context: JobContext, job_id: str) -> None:
+    """Apply a bulk update job (see pgbulk.bulk_update)."""
+    run_in_worker(context, job_id)
+
+
+@app.task(name="pgbulk.tasks.bulk_delete_task", queue="pgbulk", pass_context=True)
+def bulk_delete_task(context: JobContext, job_id: str) -> None:
+    """Apply a bulk delete job (see pgbulk.bulk_delete)."""
+    run_in_worker(context, job_id)
+
+
+TASKS = {task.name: task for task in (bulk_update_task, bulk_delete_task)}
+
+
+def by_name(name: str):
+    return TASKS[name]

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from pgbulk import job_views
+
+app_name = "pgbulk"
+
+urlpatterns = [
+    path("jobs/", job_views.job_list, name="job-list"),
+    path("jobs/<uuid:job_id>/", job_views.job_detail, name="job-detail"),
+    path("jobs/<uuid:job_id>/progress/", job_views.job_progress, name="job-progress"),
+    path("jobs/<uuid:job_id>/cancel/", job_views.job_cancel, name="job-cancel"),
+]

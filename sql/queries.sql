@@ -1,0 +1,85 @@
+-- Named queries used by pgbulk's Python code. Each starts with "-- name: x",
+-- then a comment line saying what it does. {selection} is a queryset's SQL.
+
+-- name: lock_model
+-- Serialise reservations of one model until the end of the transaction.
+SELECT pg_advisory_xact_lock(pgbulk_model_lock_key(%s));
+
+-- name: reserve_selection
+-- Reserve every record of a selection for a job, numbered in key order.
+-- params: job_id, seq offset, model, is_target, exclusive, then the selection's.
+INSERT INTO pgbulk_reservation (job_id, seq, model, object_pk, is_target, exclusive, created_at)
+SELECT %s::uuid, %s + row_number() OVER (ORDER BY s.pk), %s, s.pk::text, %s, %s, now()
+FROM (SELECT DISTINCT q.pk FROM ({selection}) AS q(pk)) AS s;
+
+-- name: conflict_report
+-- Which other jobs hold exclusive reservations on records of a selection.
+-- params: model, job_id, then the selection's.
+SELECT r.job_id, u.username, count(*) AS overlap
+FROM pgbulk_reservation r
+JOIN pgbulk_job j ON j.id = r.job_id
+LEFT JOIN {user_table} u ON u.id = j.user_id
+WHERE r.exclusive AND r.model = %s AND r.job_id <> %s::uuid
+  AND r.object_pk IN (SELECT q.pk::text FROM ({selection}) AS q(pk))
+GROUP BY r.job_id, u.username
+ORDER BY overlap DESC;
+
+-- name: next_seq
+-- The next free sequence number of a job's reservations.
+SELECT coalesce(max(seq), 0) FROM pgbulk_reservation WHERE job_id = %s::uuid;
+
+-- name: next_chunk
+-- The next chunk of a job's target keys after a sequence number (index walk).
+SELECT seq, object_pk FROM pgbulk_reservation
+WHERE job_id = %s::uuid AND seq > %s AND is_target
+ORDER BY seq LIMIT %s;
+
+-- name: release_chunk
+-- Release the target reservations of one finished chunk.
+DELETE FROM pgbulk_reservation
+WHERE job_id = %s::uuid AND seq BETWEEN %s AND %s AND is_target;
+
+-- name: release_job
+-- Release every reservation of a job.
+DELETE FROM pgbulk_reservation WHERE job_id = %s::uuid;
+
+-- name: claim_job
+-- Mark a job running (first run, or a resume after a dead worker).
+UPDATE pgbulk_job
+SET status = 'running', started_at = coalesce(started_at, now())
+WHERE id = %s::uuid AND status IN ('queued', 'running') AND NOT cancel_requested
+RETURNING id;
+
+-- name: try_job_lock
+-- Take the job's liveness lock (session-level) if no live worker holds it.
+SELECT pg_try_advisory_lock(pgbulk_job_lock_key(%s::uuid));
+
+-- name: cancel_requested
+-- Whether somebody asked a job to stop.
+SELECT cancel_requested FROM pgbulk_job WHERE id = %s::uuid;
+
+-- name: upsert_progress
+-- Write a job's live progress (one row per job, UNLOGGED table).
+-- params: job_id, total, done, failed_count, message.
+INSERT INTO pgbulk_progress (job_id, total, done, failed_count, message, started_at, updated_at)
+VALUES (%s::uuid, %s, %s, %s, %s, now(), now())
+ON CONFLICT (job_id) DO UPDATE
+SET total = EXCLUDED.total,
+    done = greatest(pgbulk_progress.done, EXCLUDED.done),
+    failed_count = greatest(pgbulk_progress.failed_count, EXCLUDED.failed_count),
+    message = EXCLUDED.message,
+    updated_at = now();
+
+-- name: final_progress
+-- Write a finished job's exact figures (an atomic job that rolled back goes to 0).
+INSERT INTO pgbulk_progress (job_id, total, done, failed_count, message, started_at, updated_at)
+VALUES (%s::uuid, %s, %s, %s, %s, now(), now())
+ON CONFLICT (job_id) DO UPDATE
+SET total = EXCLUDED.total, done = EXCLUDED.done, failed_count = EXCLUDED.failed_count,
+    message = EXCLUDED.message, updated_at = now();
+
+-- name: chunk_keys
+-- The typed keys of one chunk ({key_type} is the model's key type), as a subquery.
+-- params: job_id, first seq, last seq.
+SELECT object_pk::{key_type} FROM pgbulk_reservation
+WHERE job_id = %s::uuid AND seq BETWEEN %s AND %s AND is_target

@@ -1,0 +1,101 @@
+"""The sample library: authors, genres and books (plus two models with non-integer keys)."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+import pgbulk
+
+
+class Author(models.Model):
+    name = models.CharField(max_length=200)
+    price_factor = models.DecimalField(max_digits=4, decimal_places=2, default=1)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Genre(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Book(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PUBLISHED = "published", "Published"
+        ARCHIVED = "archived", "Archived"
+
+    title = models.CharField(max_length=300)
+    isbn = models.CharField(max_length=20, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    price = models.DecimalField(max_digits=8, decimal_places=2, default=0)
+    published_on = models.DateField(null=True, blank=True)
+    in_print = models.BooleanField(default=True)
+    author = models.ForeignKey(Author, on_delete=models.PROTECT, related_name="books")
+    genres = models.ManyToManyField(Genre, blank=True, related_name="books")
+    revision = models.PositiveIntegerField(default=0, editable=False)  # saves so far
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(price__gte=0), name="book_price_not_negative")
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def save(self, *args, **kwargs):
+        # LIBRARY_SAVE_DELAY (seconds) slows saves down, to watch progress in the demo.
+        delay = float(os.environ.get("LIBRARY_SAVE_DELAY", "0") or 0)
+        if delay:
+            time.sleep(delay)
+        self.revision += 1
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = [*kwargs["update_fields"], "revision"]
+        super().save(*args, **kwargs)
+        if pgbulk.skip_nested_async():
+            # Inside a running job: do the nested work inline and bring this
+            # book's genres under the job's locks instead of launching a job.
+            genre_ids = list(self.genres.values_list("pk", flat=True))
+            if genre_ids:
+                pgbulk.register_descendant_conflicts(Genre, genre_ids)
+
+    def clean(self) -> None:
+        if self.status == self.Status.ARCHIVED and self.in_print:
+            raise ValidationError({"in_print": "An archived book cannot be in print."})
+
+
+class Publisher(models.Model):
+    """A model keyed by text."""
+
+    code = models.CharField(max_length=20, primary_key=True)
+    name = models.CharField(max_length=200)
+    active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Label(models.Model):
+    """A model keyed by UUID."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    name = models.CharField(max_length=100)
+    rank = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.name

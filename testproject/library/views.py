@@ -1,0 +1,32 @@
+"""The sample book list at /: filters by status, author and a search."""
+
+from __future__ import annotations
+
+from django.db.models import Q
+from django.views.generic import ListView
+
+from testproject.library.models import Author, Book
+
+
+class BookListView(ListView):
+    model = Book
+    paginate_by = 50
+    template_name = "library/book_list.html"
+
+    def get_queryset(self):
+        books = Book.objects.select_related("author").prefetch_related("genres")
+        params = self.request.GET
+        if params.get("status") in Book.Status.values:
+            books = books.filter(status=params["status"])
+        if params.get("author", "").isdigit():
+            books = books.filter(author_id=int(params["author"]))
+        if params.get("q"):
+            books = books.filter(Q(title__icontains=params["q"]) | Q(isbn__icontains=params["q"]))
+        return books
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["authors"] = Author.objects.all()
+        context["statuses"] = Book.Status.choices
+        context["filters"] = self.request.GET
+        return context

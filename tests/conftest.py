@@ -1,0 +1,112 @@
+"""Test fixtures: the real PostgreSQL test database and real Procrastinate worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+if not os.environ.get("DATABASE_URL"):
+    pytest.exit("DATABASE_URL is not set: run the suite with ./dev test", returncode=2)
+
+
+def test_database_url() -> str:
+    """The URL of the database pytest-django created (test_<name>)."""
+    s = connection.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+class Worker:
+    """A real ``manage.py procrastinate worker`` subprocess against the test database."""
+
+    def __init__(self, env: dict[str, str] | None = None, concurrency: int = 2) -> None:
+        self.log = tempfile.NamedTemporaryFile(
+            prefix="pgbulk-worker-", suffix=".log", delete=False, mode="w+"
+        )
+        full_env = {**os.environ, "DATABASE_URL": test_database_url(), **(env or {})}
+        full_env["PYTHONUNBUFFERED"] = "1"
+        self.started_at = time.time()
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "procrastinate", "worker",
+             "--queues", "pgbulk", "--concurrency", str(concurrency)],
+            cwd=ROOT, env=full_env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Wait for the worker's heartbeat row (it registers once it listens)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.output()}")
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM procrastinate_workers "
+                    "WHERE last_heartbeat >= to_timestamp(%s)", [self.started_at - 1]
+                )
+                if cursor.fetchone()[0]:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"worker not ready after {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: the worker dies mid-whatever, as in a crash."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+_started: list[Worker] = []
+
+
+@pytest.fixture(scope="session")
+def start_worker(django_db_setup, django_db_blocker):
+    """Factory: ``start_worker(env={...})`` starts a worker stopped at session end."""
+
+    def start(env: dict[str, str] | None = None, concurrency: int = 2) -> Worker:
+        with django_db_blocker.unblock():
+            worker = Worker(env, concurrency)
+        _started.append(worker)
+        return worker
+
+    yield start
+    for worker in _started:
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(start_worker) -> Worker:
+    """The shared worker; saves are slowed by 2 ms so progress and cancel can be observed."""
+    return start_worker({"LIBRARY_SAVE_DELAY": "0.002"}, concurrency=4)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed and _started:
+        for number, worker in enumerate(_started):
+            tail = worker.output()[-6000:]
+            report.sections.append((f"worker {number} output (tail)", tail))
+    return report

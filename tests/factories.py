@@ -1,0 +1,30 @@
+"""Small helpers that create sample data set-based for tests."""
+
+from __future__ import annotations
+
+from django.db import connection
+
+from testproject.library.models import Author, Book, Genre
+
+
+def make_books(count: int, **overrides) -> list[int]:
+    """Create ``count`` books (one author, two genres) and return their ids in order."""
+    author = Author.objects.create(name="Test author")
+    genres = [Genre.objects.get_or_create(name=name)[0] for name in ("Crime", "Poetry")]
+    start = Book.objects.count()
+    books = Book.objects.bulk_create(
+        Book(
+            title=f"Book {start + i}", isbn=f"T-{start + i:012d}", price=10, author=author,
+            **overrides,
+        )
+        for i in range(count)
+    )
+    through = Book.genres.through
+    through.objects.bulk_create(through(book_id=b.id, genre_id=genres[0].id) for b in books)
+    return [b.id for b in books]
+
+
+def reservation_count() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pgbulk_reservation")
+        return cursor.fetchone()[0]
