@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 
 from django.db import transaction
@@ -22,7 +23,8 @@ EVENTS = ("create", "progress", "complete", "fail", "cancel", "cleanup")
 def emit(job, event: str, *, using: str = "default") -> None:
     """Send ``event`` for ``job`` (signal and manager hook) once the transaction commits."""
     assert event in EVENTS, event
-    transaction.on_commit(lambda: _deliver(job, event), using=using)
+    snapshot = copy.copy(job)  # listeners see the job as it was when the event happened
+    transaction.on_commit(lambda: _deliver(snapshot, event), using=using)
 
 
 def _deliver(job, event: str) -> None:

@@ -1,0 +1,326 @@
+"""Launching: validation, conflicts, atomic launch, run modes, key types (no worker needed)."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+
+import pgbulk
+from pgbulk import signals
+from pgbulk.models import Job, Reservation
+from testproject.library.models import Author, Book, Genre, Label, Publisher
+from tests.factories import make_books, reservation_count
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def held_queue(settings):
+    """Async on, but jobs go to a queue no worker listens to: they stay queued."""
+    settings.PGBULK = {"ASYNC_ENABLED": True, "QUEUE": "held"}
+
+
+def queued_task_count() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM procrastinate_jobs WHERE queue_name = 'held'")
+        return cursor.fetchone()[0]
+
+
+def nothing_written(jobs_before: int = 0) -> bool:
+    return Job.objects.count() == jobs_before and reservation_count() == 0
+
+
+# --- validation -----------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("values", "field", "fragment"),
+    [
+        ({"nope": 1}, "nope", "Unknown field"),
+        ({"revision": 3}, "revision", "not editable"),
+        ({"id": 3}, "id", "not editable"),
+        ({"price": "abc"}, "price", "decimal"),
+        ({"status": "lost"}, "status", "not a valid choice"),
+        ({"title": None}, "title", "empty"),
+        ({"author": 999_999}, "author", "does not exist"),
+        ({"author": "x"}, "author", "not a valid key"),
+        ({"genres": {"add": [999_999]}}, "genres", "not found"),
+        ({"genres": {"merge": [1]}}, "genres", "exactly one of"),
+        ({"genres": [1]}, "genres", "exactly one of"),
+    ],
+)
+def test_invalid_values_are_refused_before_anything_is_written(values, field, fragment):
+    make_books(3)
+    with pytest.raises(pgbulk.BulkValidationError) as caught:
+        pgbulk.bulk_update(Book.objects.all(), values)
+    assert fragment in " ".join(caught.value.errors[field])
+    assert nothing_written()
+
+
+def test_field_outside_the_allowed_list_is_refused():
+    make_books(2)
+    with pytest.raises(pgbulk.BulkValidationError) as caught:
+        pgbulk.bulk_update(Book.objects.all(), {"price": 5}, fields=["status"])
+    assert "cannot be bulk edited" in caught.value.errors["price"][0]
+    assert nothing_written()
+
+
+def test_no_values_and_empty_selection_are_refused():
+    with pytest.raises(pgbulk.BulkValidationError):
+        pgbulk.bulk_update(Book.objects.all(), {})
+    with pytest.raises(pgbulk.BulkValidationError) as caught:
+        pgbulk.bulk_update(Book.objects.none() | Book.objects.filter(pk=-1), {"price": 1})
+    assert "No records" in caught.value.errors["__all__"][0]
+    assert nothing_written()
+
+
+def test_bad_run_mode_and_strategy_are_refused():
+    make_books(1)
+    with pytest.raises(ValueError):
+        pgbulk.bulk_update(Book.objects.all(), {"price": 1}, run="later")
+    with pytest.raises(ValueError):
+        pgbulk.bulk_update(Book.objects.all(), {"price": 1}, strategy="fast")
+    assert nothing_written()
+
+
+# --- synchronous runs: every kind of field -----------------------------------------------
+
+@pytest.mark.parametrize("strategy", ["save", "queryset"])
+def test_sync_update_sets_every_kind_of_field(strategy):
+    ids = make_books(5)
+    author = Author.objects.create(name="New author")
+    crime, poetry = Genre.objects.get(name="Crime"), Genre.objects.get(name="Poetry")
+    job = pgbulk.bulk_update(
+        Book.objects.filter(pk__in=ids),
+        {"status": "published", "price": "12.50", "in_print": False, "published_on": None,
+         "author": author, "genres": {"set": [poetry.pk]}},
+        run="sync", strategy=strategy,
+    )
+    assert (job.status, job.done, job.total, job.run_mode) == ("succeeded", 5, 5, "sync")
+    for book in Book.objects.filter(pk__in=ids):
+        assert (book.status, book.price, book.in_print, book.published_on, book.author_id) == (
+            "published", Decimal("12.50"), False, None, author.pk)
+        assert list(book.genres.all()) == [poetry]
+    assert not crime.books.filter(pk__in=ids).exists()
+    assert reservation_count() == 0
+
+
+@pytest.mark.parametrize("strategy", ["save", "queryset"])
+def test_m2m_add_and_remove(strategy):
+    ids = make_books(4)
+    poetry, crime = Genre.objects.get(name="Poetry"), Genre.objects.get(name="Crime")
+    pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"genres": {"add": [poetry.pk]}},
+                       run="sync", strategy=strategy)
+    assert poetry.books.filter(pk__in=ids).count() == 4
+    pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:2]), {"genres": {"remove": [crime.pk]}},
+                       run="sync", strategy=strategy)
+    assert set(crime.books.filter(pk__in=ids).values_list("pk", flat=True)) == set(ids[2:])
+
+
+def test_save_strategy_runs_full_clean_and_signals_queryset_does_not():
+    ids = make_books(3)
+    pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 3}, run="sync")
+    assert set(Book.objects.filter(pk__in=ids).values_list("revision", flat=True)) == {1}
+    pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 4}, run="sync",
+                       strategy="queryset")
+    assert set(Book.objects.filter(pk__in=ids).values_list("revision", "price")) == {
+        (1, Decimal(4))}
+
+
+def test_sync_atomic_failure_changes_nothing_and_names_the_record():
+    ids = make_books(5, in_print=True)
+    Book.objects.filter(pk=ids[3]).update(in_print=False)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"status": "archived"}, run="sync")
+    assert job.status == "failed"
+    assert f"record {ids[0]}" in job.message and "in_print" in job.message
+    assert not Book.objects.filter(status="archived").exists()
+    assert reservation_count() == 0
+
+
+def test_sync_chunked_failure_reports_each_record_and_keeps_the_rest(settings):
+    settings.PGBULK = {"CHUNK_SIZE": 2}
+    ids = make_books(5, in_print=False)
+    Book.objects.filter(pk__in=ids[1:3]).update(in_print=True)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"status": "archived"},
+                             run="sync", atomic=False)
+    assert (job.status, job.done, job.failed_count) == ("failed", 3, 2)
+    assert {e["pk"] for e in job.errors} == {str(ids[1]), str(ids[2])}
+    assert {e["field"] for e in job.errors} == {"in_print"}
+    assert set(Book.objects.filter(status="archived").values_list("pk", flat=True)) == {
+        ids[0], ids[3], ids[4]}
+    assert "2 of 5 records failed" in job.message
+
+
+def test_queryset_strategy_database_error_names_the_record():
+    ids = make_books(3)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": "-1"}, run="sync",
+                             strategy="queryset")
+    assert job.status == "failed"
+    assert f"record {ids[0]}" in job.message and "book_price_not_negative" in job.message
+    assert Book.objects.filter(price__lt=0).count() == 0
+
+
+def test_delete_reports_protected_records(settings):
+    make_books(2)
+    lonely = Author.objects.create(name="No books")
+    job = pgbulk.bulk_delete(Author.objects.all(), run="sync", atomic=False)
+    assert (job.status, job.done, job.failed_count) == ("failed", 1, 1)
+    assert "protected" in job.errors[0]["message"]
+    assert not Author.objects.filter(pk=lonely.pk).exists()
+    atomic = pgbulk.bulk_delete(Author.objects.all(), run="sync")
+    assert atomic.status == "failed" and "protected" in atomic.message
+    assert Author.objects.count() == 1
+
+
+def test_sync_delete():
+    ids = make_books(4)
+    job = pgbulk.bulk_delete(Book.objects.filter(pk__in=ids[:3]), run="sync")
+    assert (job.status, job.done) == ("succeeded", 3)
+    assert list(Book.objects.values_list("pk", flat=True)) == ids[3:]
+
+
+# --- key types ------------------------------------------------------------------------
+
+def test_uuid_and_text_primary_keys(held_queue):
+    labels = Label.objects.bulk_create(Label(name=f"l{i}") for i in range(25))
+    publishers = Publisher.objects.bulk_create(
+        Publisher(code=f"P-{i:03d}", name=f"p{i}") for i in range(25))
+    job = pgbulk.bulk_update(Label.objects.all(), {"rank": 7}, run="sync")
+    assert job.status == "succeeded" and set(Label.objects.values_list("rank", flat=True)) == {7}
+    job = pgbulk.bulk_update(Publisher.objects.all(), {"active": False}, run="sync")
+    assert job.status == "succeeded" and not Publisher.objects.filter(active=True).exists()
+    queued = pgbulk.bulk_update(Label.objects.filter(pk=labels[0].pk), {"rank": 1}, run="async")
+    held = Reservation.objects.get(job=queued)
+    assert uuid.UUID(held.object_pk) == labels[0].pk
+    with pytest.raises(pgbulk.ConflictError):
+        pgbulk.bulk_update(Label.objects.all(), {"rank": 2}, run="sync")
+    pgbulk.bulk_delete(Publisher.objects.filter(pk=publishers[0].pk), run="sync")
+    assert Publisher.objects.count() == 24
+
+
+# --- conflicts and the atomic launch ------------------------------------------------------
+
+def test_overlapping_launch_is_refused_whole_naming_job_user_and_count(held_queue):
+    ids = make_books(30)
+    alice = User.objects.create_user("alice")
+    first = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:20]), {"price": 1}, user=alice)
+    assert first.status == "queued" and first.run_mode == "async"
+    jobs, tasks = Job.objects.count(), queued_task_count()
+    reserved = reservation_count()
+    with pytest.raises(pgbulk.ConflictError) as caught:
+        pgbulk.bulk_update(Book.objects.filter(pk__in=ids[15:]), {"price": 2}, run="async")
+    assert caught.value.conflicts == [{"job_id": str(first.id), "user": "alice", "count": 5}]
+    assert "alice" in str(caught.value)
+    # Nothing of the refused launch exists: job row, reservations, queued task.
+    assert (Job.objects.count(), queued_task_count(), reservation_count()) == (
+        jobs, tasks, reserved)
+    # A synchronous edit of an overlapping selection is refused the same way (invariant 7).
+    with pytest.raises(pgbulk.ConflictError):
+        pgbulk.bulk_update(Book.objects.filter(pk=ids[0]), {"price": 3}, run="sync")
+    with pytest.raises(pgbulk.ConflictError):
+        pgbulk.bulk_delete(Book.objects.filter(pk=ids[0]), run="sync")
+    # Disjoint selections are fine.
+    other = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[20:]), {"price": 4}, run="sync")
+    assert other.status == "succeeded"
+    assert set(Book.objects.filter(pk__in=ids[:20]).values_list("price", flat=True)) == {10}
+
+
+def test_launch_writes_job_reservations_and_task_together(held_queue):
+    ids = make_books(25)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 9})
+    assert job.total == 25 and reservation_count() == 25
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT task_name, args->>'job_id', status FROM procrastinate_jobs "
+                       "WHERE id = %s", [job.procrastinate_job_id])
+        assert cursor.fetchone() == ("pgbulk.tasks.bulk_update_task", str(job.id), "todo")
+
+
+def test_conflict_checking_off_does_not_block_or_get_blocked(held_queue):
+    ids = make_books(25)
+    pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 9})
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 8}, run="sync",
+                             conflict_checking=False)
+    assert job.status == "succeeded"
+
+
+def test_selection_with_joins_reserves_each_record_once(held_queue):
+    ids = make_books(25)
+    poetry = Genre.objects.get(name="Poetry")
+    Book.genres.through.objects.bulk_create(
+        Book.genres.through(book_id=pk, genre_id=poetry.pk) for pk in ids)
+    job = pgbulk.bulk_update(Book.objects.filter(genres__name__in=["Crime", "Poetry"]),
+                             {"price": 2})
+    assert job.total == 25 == reservation_count()
+
+
+# --- run modes ------------------------------------------------------------------------------
+
+def test_auto_runs_small_selections_here_and_large_ones_async(held_queue):
+    ids = make_books(25)
+    small = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:5]), {"price": 2})
+    assert (small.run_mode, small.status) == ("sync", "succeeded")
+    large = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[5:]), {"price": 3})
+    assert (large.run_mode, large.status) == ("async", "queued")
+    below = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:5]), {"price": 4},
+                               min_async_records=3)
+    assert below.run_mode == "async"
+
+
+def test_async_disabled_runs_everything_here(settings):
+    settings.PGBULK = {"ASYNC_ENABLED": False}
+    ids = make_books(30)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 2})
+    assert (job.run_mode, job.status) == ("sync", "succeeded")
+    with pytest.raises(ImproperlyConfigured):
+        pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 2}, run="async")
+
+
+def test_cancel_a_queued_job_releases_its_records(held_queue):
+    ids = make_books(25)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 2})
+    assert job.cancel() is True
+    assert job.status == "cancelled" and reservation_count() == 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT status FROM procrastinate_jobs WHERE id = %s",
+                       [job.procrastinate_job_id])
+        assert cursor.fetchone()[0] == "cancelled"
+    assert job.cancel() is False
+    assert set(Book.objects.values_list("price", flat=True)) == {10}
+
+
+# --- events and helpers ---------------------------------------------------------------------
+
+def test_lifecycle_events_are_sent_after_commit(django_capture_on_commit_callbacks):
+    seen = []
+
+    def listener(sender, job, event, **kwargs):
+        seen.append((event, job.status))
+
+    signals.job_event.connect(listener)
+    try:
+        ids = make_books(2)
+        with django_capture_on_commit_callbacks(execute=True):
+            pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 2}, run="sync")
+    finally:
+        signals.job_event.disconnect(listener)
+    assert seen[0][0] == "create" and seen[-1] == ("complete", "succeeded")
+    assert ("progress", "running") in seen
+
+
+def test_nested_helpers_outside_a_job():
+    assert pgbulk.current_job() is None
+    assert pgbulk.skip_nested_async() is False
+    assert pgbulk.register_descendant_conflicts(Genre, [1, 2]) == 0
+
+
+def test_progress_snapshot_of_a_finished_job():
+    ids = make_books(4)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"published_on": datetime.date(
+        2020, 1, 1)}, run="sync")
+    p = job.progress()
+    assert (p["status"], p["done"], p["total"], p["percent"]) == ("succeeded", 4, 4, 100.0)
