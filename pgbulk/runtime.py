@@ -26,11 +26,13 @@ def side_alias(using: str = "default") -> str:
     for the job's data transaction (progress, descendant reservations, liveness)."""
     alias = f"{using}__pgbulk_side"
     if alias not in connections.settings:
+        main = connections[using].settings_dict
         connections.settings[alias] = {
-            **connections[using].settings_dict,
+            **main,
             "ATOMIC_REQUESTS": False,
             "AUTOCOMMIT": True,
             "CONN_MAX_AGE": 0,
+            "TEST": {**main.get("TEST", {}), "MIRROR": using},
         }
     return alias
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from pgbulk.runtime import side_alias
+
 ROOT = Path(__file__).resolve().parent.parent
 
 if not os.environ.get("DATABASE_URL"):
@@ -29,7 +31,9 @@ def test_database_url() -> str:
 class Worker:
     """A real ``manage.py procrastinate worker`` subprocess against the test database."""
 
-    def __init__(self, env: dict[str, str] | None = None, concurrency: int = 2) -> None:
+    def __init__(
+        self, env: dict[str, str] | None = None, concurrency: int = 2, queue: str = "pgbulk"
+    ) -> None:
         self.log = tempfile.NamedTemporaryFile(
             prefix="pgbulk-worker-", suffix=".log", delete=False, mode="w+"
         )
@@ -38,7 +42,7 @@ class Worker:
         self.started_at = time.time()
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), "procrastinate", "worker",
-             "--queues", "pgbulk", "--concurrency", str(concurrency)],
+             "--queues", queue, "--concurrency", str(concurrency)],
             cwd=ROOT, env=full_env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         self.wait_ready()
@@ -82,12 +86,19 @@ _started: list[Worker] = []
 
 
 @pytest.fixture(scope="session")
-def start_worker(django_db_setup, django_db_blocker):
-    """Factory: ``start_worker(env={...})`` starts a worker stopped at session end."""
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Declare pgbulk's side connection before the test database is set up (a mirror)."""
+    side_alias("default")
 
-    def start(env: dict[str, str] | None = None, concurrency: int = 2) -> Worker:
+
+@pytest.fixture(scope="session")
+def start_worker(django_db_setup, django_db_blocker):
+    """Factory: ``start_worker(env={...}, queue=...)`` starts a worker stopped at session end."""
+
+    def start(env: dict[str, str] | None = None, concurrency: int = 2,
+              queue: str = "pgbulk") -> Worker:
         with django_db_blocker.unblock():
-            worker = Worker(env, concurrency)
+            worker = Worker(env, concurrency, queue)
         _started.append(worker)
         return worker
 
@@ -98,8 +109,8 @@ def start_worker(django_db_setup, django_db_blocker):
 
 @pytest.fixture(scope="session")
 def worker(start_worker) -> Worker:
-    """The shared worker; saves are slowed by 2 ms so progress and cancel can be observed."""
-    return start_worker({"LIBRARY_SAVE_DELAY": "0.002"}, concurrency=4)
+    """The shared worker: chunks of 100, saves slowed by 2 ms (to observe progress, cancel)."""
+    return start_worker({"LIBRARY_SAVE_DELAY": "0.002", "PGBULK_CHUNK_SIZE": "100"}, concurrency=4)
 
 
 @pytest.hookimpl(wrapper=True)
