@@ -36,9 +36,12 @@ def async_system_problems() -> list[str]:
     problems = []
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT to_regclass('pgbulk_job'), to_regclass('procrastinate_jobs')")
-            pgbulk_table, procrastinate_table = cursor.fetchone()
-            if pgbulk_table is None:
+            cursor.execute(
+                "SELECT to_regclass('pgbulk_job'), to_regclass('procrastinate_jobs'), "
+                "to_regproc('pgbulk_sweep')"
+            )
+            pgbulk_table, procrastinate_table, sweep_function = cursor.fetchone()
+            if pgbulk_table is None or sweep_function is None:
                 problems.append("pgbulk's migrations are not applied (run manage.py migrate).")
             if procrastinate_table is None:
                 problems.append("Procrastinate's schema is missing (run manage.py migrate).")
@@ -55,3 +58,17 @@ def async_system_problems() -> list[str]:
     except DatabaseError as error:
         problems.append(f"The database cannot be reached: {error}")
     return problems
+
+
+@checks.register("pgbulk")
+def check_urls(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        reverse("pgbulk:job-list")
+    except NoReverseMatch:
+        return [checks.Warning(
+            "pgbulk's URLs are not included: progress polling and the dashboard will 404.",
+            hint='Add path("pgbulk/", include("pgbulk.urls")) to the project urlpatterns.',
+            id="pgbulk.W001")]
+    return []

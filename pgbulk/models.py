@@ -6,6 +6,7 @@ import time
 import uuid
 from typing import Any
 
+import pgtrigger
 from django.conf import settings
 from django.db import models
 
@@ -50,7 +51,22 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "created_at"], name="pgbulk_job_status_idx")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="pgbulk_job_status_idx"),
+            models.Index(fields=["procrastinate_job_id"], name="pgbulk_job_task_idx"),
+        ]
+        triggers = [
+            # The status state machine, enforced by the database: terminal states are final.
+            pgtrigger.FSM(
+                name="pgbulk_job_status_fsm",
+                field="status",
+                transitions=[
+                    ("queued", "running"), ("queued", "cancelled"), ("queued", "failed"),
+                    ("running", "succeeded"), ("running", "failed"), ("running", "cancelled"),
+                    ("running", "queued"),  # a chunked job of a dead worker, re-queued to resume
+                ],
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.model or self.task_name} ({self.status})"
@@ -88,8 +104,9 @@ class Reservation(models.Model):
 
     pk = models.CompositePrimaryKey("job", "seq")
     job = models.ForeignKey(
-        Job, on_delete=models.CASCADE, related_name="reservations", db_index=False
-    )  # the primary key (job, seq) indexes it
+        Job, on_delete=models.CASCADE, related_name="reservations", db_index=False,
+        db_constraint=False,  # no per-row FK check on 100k-row reservations
+    )  # the primary key (job, seq) indexes it; released with the job
     seq = models.BigIntegerField()  # walk order of the job's target records
     model = models.CharField(max_length=200)
     object_pk = models.TextField()

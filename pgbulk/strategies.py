@@ -125,21 +125,29 @@ class UpdateOperation(Operation):
         return done, errors + errs
 
     def apply_set_based(self, rows, chunk: QuerySet, per_record: bool) -> tuple[int, list[dict]]:
-        pks = list(
-            chunk.select_for_update(**self.lock_kwargs).order_by("pk").values_list("pk", flat=True)
-        )
-        errors = self.missing(rows, set(pks))
+        # Lock the chunk's rows in key order and update them in one statement.
+        locked = chunk.select_for_update(**self.lock_kwargs).order_by("pk").values("pk")
         try:
             with transaction.atomic(using=self.using):
-                self.set_based(chunk, pks)
-            return len(pks), errors
+                if self.m2m or not self.simple:
+                    pks = [row["pk"] for row in locked]
+                    self.set_based(self.queryset(pks), pks)
+                    changed = len(pks)
+                else:
+                    changed = self.model._base_manager.using(self.using).filter(
+                        pk__in=locked).update(**self.simple)
+            if changed == len(rows):
+                return changed, []
+            present = set(chunk.values_list("pk", flat=True))
+            return changed, self.missing(rows, present)
         except RECORD_ERRORS:
+            pks = list(chunk.order_by("pk").values_list("pk", flat=True))
             # Name the failing records: apply one by one (in atomic mode the
             # first failure raises and everything is rolled back).
             records = list(self.queryset(pks).order_by("pk"))
             done, errs = self.each(
                 records, lambda r: self.set_based(self.queryset([r.pk]), [r.pk]), per_record)
-            return done, errors + errs
+            return done, self.missing(rows, set(pks)) + errs
 
     def set_based(self, records: QuerySet, pks: list[Any]) -> None:
         if self.simple:

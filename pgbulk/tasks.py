@@ -7,6 +7,8 @@ from procrastinate import JobContext
 from procrastinate.contrib.django import app
 
 from pgbulk import execute
+from pgbulk import sweep as sweep_module
+from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import JobFailed
 from pgbulk.models import Status
 
@@ -31,6 +33,28 @@ def bulk_update_task(context: JobContext, job_id: str) -> None:
 def bulk_delete_task(context: JobContext, job_id: str) -> None:
     """Apply a bulk delete job (see pgbulk.bulk_delete)."""
     run_in_worker(context, job_id)
+
+
+def sweep_cron(seconds: int) -> str:
+    """A cron expression running every ``seconds`` (a seconds field when below a minute)."""
+    seconds = max(int(seconds), 1)
+    if seconds % 60 == 0:
+        return f"*/{min(seconds // 60, 59)} * * * *"
+    return f"* * * * * */{min(seconds, 59)}"
+
+
+@app.periodic(
+    cron=sweep_cron(pgbulk_settings.CLEANUP_SCHEDULE_INTERVAL), periodic_id="pgbulk",
+    queue=pgbulk_settings.QUEUE,
+)
+@app.task(name="pgbulk.tasks.sweep", queue="pgbulk", pass_context=False)
+def sweep(timestamp: int) -> None:
+    """Periodic safety net: resume or fail jobs of dead workers, release orphaned locks."""
+    close_old_connections()
+    try:
+        sweep_module.sweep()
+    finally:
+        close_old_connections()
 
 
 TASKS = {task.name: task for task in (bulk_update_task, bulk_delete_task)}

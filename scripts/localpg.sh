@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Start (or reuse) a private PostgreSQL cluster for development and tests.
-# Prints its DATABASE_URL on stdout; everything else goes to stderr.
+#   localpg.sh [start]   prints its DATABASE_URL on stdout (everything else on stderr)
+#   localpg.sh crash     stops it in immediate mode (as a crash would) and starts it again
+#   localpg.sh stop      stops it
 # The cluster lives in .pgdata/ (git-ignored). As root, the server runs as the
 # 'postgres' user, because PostgreSQL refuses to run as root.
 set -euo pipefail
@@ -57,6 +59,15 @@ if [ ! -f "$DATA/PG_VERSION" ]; then
   as_server mkdir -p "$DATA"
   as_server "$BIN/initdb" -D "$DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
 fi
+
+case "${1:-start}" in
+  start) ;;
+  crash)
+    as_server "$BIN/pg_ctl" -D "$DATA" -m immediate stop >&2 ;;
+  stop)
+    as_server "$BIN/pg_ctl" -D "$DATA" -m fast stop >&2; exit 0 ;;
+  *) echo "usage: localpg.sh [start|crash|stop]" >&2; exit 2 ;;
+esac
 
 if ! as_server "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
   PORT="$(cat "$STATE/port" 2>/dev/null || true)"

@@ -83,3 +83,10 @@ SET total = EXCLUDED.total, done = EXCLUDED.done, failed_count = EXCLUDED.failed
 -- params: job_id, first seq, last seq.
 SELECT object_pk::{key_type} FROM pgbulk_reservation
 WHERE job_id = %s::uuid AND seq BETWEEN %s AND %s AND is_target
+
+-- name: sweep
+-- Run the safety-net sweep with the given ages in seconds.
+SELECT pgbulk_sweep(
+    make_interval(secs => %s), make_interval(secs => %s), make_interval(secs => %s),
+    make_interval(secs => %s), make_interval(secs => %s)
+);

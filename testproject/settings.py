@@ -89,3 +89,8 @@ LOGGING = {
         "procrastinate": {"handlers": ["console"], "level": "WARNING"},
     },
 }
+
+# Worker heartbeat (seconds); tests shorten it to detect dead workers quickly.
+PROCRASTINATE_WORKER_DEFAULTS = {
+    "update_heartbeat_interval": float(os.environ.get("PGBULK_HEARTBEAT_INTERVAL", "10")),
+}

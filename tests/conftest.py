@@ -121,3 +121,8 @@ def pytest_runtest_makereport(item, call):
             tail = worker.output()[-6000:]
             report.sections.append((f"worker {number} output (tail)", tail))
     return report
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that crash the database server run last."""
+    items.sort(key=lambda item: item.get_closest_marker("crash") is not None)

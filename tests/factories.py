@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from django.db import connection
 
 from testproject.library.models import Author, Book, Genre
@@ -29,3 +31,13 @@ def reservation_count() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pgbulk_reservation")
         return cursor.fetchone()[0]
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")

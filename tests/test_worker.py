@@ -14,19 +14,9 @@ import pgbulk
 from pgbulk import execute
 from pgbulk.models import Job, Reservation
 from testproject.library.models import Author, Book, Genre
-from tests.factories import make_books, reservation_count
+from tests.factories import make_books, reservation_count, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.worker]
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def procrastinate_status(job: Job) -> str:

@@ -1,0 +1,50 @@
+-- migrate:up
+-- pgbulk_on_task_end: when a Procrastinate job ends (or is deleted) while its
+-- pgbulk job is still queued or running and nobody holds the job's liveness
+-- lock, the pgbulk job can never finish: end it and release its reservations.
+-- Tiny, and never raises (it runs inside Procrastinate's own statements).
+CREATE OR REPLACE FUNCTION pgbulk_on_task_end() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    task_id bigint := CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END;
+    task_status text := CASE WHEN TG_OP = 'DELETE' THEN 'deleted' ELSE NEW.status::text END;
+    ended uuid;
+BEGIN
+    BEGIN
+        UPDATE pgbulk_job
+        SET status = CASE WHEN task_status = 'cancelled' AND status = 'queued'
+                          THEN 'cancelled' ELSE 'failed' END,
+            finished_at = now(),
+            message = 'Its task ended (' || task_status || ') without finishing the job.'
+        WHERE procrastinate_job_id = task_id AND status IN ('queued', 'running')
+          AND NOT pgbulk_job_lock_held(id)
+        RETURNING id INTO ended;
+        IF ended IS NOT NULL THEN
+            DELETE FROM pgbulk_reservation WHERE job_id = ended;
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'pgbulk_on_task_end: % (task %)', SQLERRM, task_id;
+    END;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION pgbulk_on_task_end() IS
+    'Ends a pgbulk job whose Procrastinate task ended or vanished without finishing it.';
+
+CREATE TRIGGER pgbulk_task_end
+AFTER UPDATE OF status ON procrastinate_jobs
+FOR EACH ROW WHEN (NEW.status IN ('succeeded', 'failed', 'cancelled', 'aborted'))
+EXECUTE FUNCTION pgbulk_on_task_end();
+COMMENT ON TRIGGER pgbulk_task_end ON procrastinate_jobs IS
+    'Keeps pgbulk jobs in step with the end of their Procrastinate task.';
+
+CREATE TRIGGER pgbulk_task_deleted
+AFTER DELETE ON procrastinate_jobs
+FOR EACH ROW EXECUTE FUNCTION pgbulk_on_task_end();
+COMMENT ON TRIGGER pgbulk_task_deleted ON procrastinate_jobs IS
+    'Keeps pgbulk jobs in step with the deletion of their Procrastinate task.';
+
+-- migrate:down
+DROP TRIGGER IF EXISTS pgbulk_task_deleted ON procrastinate_jobs;
+DROP TRIGGER IF EXISTS pgbulk_task_end ON procrastinate_jobs;
+DROP FUNCTION IF EXISTS pgbulk_on_task_end();

@@ -1,0 +1,176 @@
+"""Benchmark pgbulk against baselines run in the same process; write JSON and a PNG chart.
+
+Cases (targets from the engine issue):
+- queryset strategy, 100k books: launch-to-terminal / one raw UPDATE ... = ANY(...)  (<= 2.0)
+- save strategy, 10k books: rows/s / a plain full_clean()+save() loop               (>= 0.8)
+- launch latency for 10k and 100k selected books                                (<= 0.2 s, <= 1.5 s)
+- worker peak RSS on 100k and 1M books                                           (< 200 MB, within 10%)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import connection, transaction
+from django.test.utils import override_settings
+
+import pgbulk
+from testproject.library.models import Book
+
+ROOT = Path(__file__).resolve().parents[4]
+
+
+def best_of(runs: int, measure) -> float:
+    return min(measure() for _ in range(runs))
+
+
+class Worker:
+    """A worker subprocess whose peak RSS can be read from /proc."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "procrastinate", "worker",
+             "--queues", "pgbulk", "--concurrency", "1"],
+            cwd=ROOT, env={**os.environ, "DJANGO_DEBUG": "0"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(3)
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def run_job(queryset, values, **options) -> float:
+    """Launch-to-terminal seconds of one async job (raises if it did not succeed)."""
+    start = time.perf_counter()
+    job = pgbulk.bulk_update(queryset, values, run="async", **options)
+    while True:
+        job.refresh_from_db(fields=["status", "message"])
+        if job.is_terminal:
+            break
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - start
+    if job.status != "succeeded":
+        raise RuntimeError(f"benchmark job {job.id} {job.status}: {job.message}")
+    return elapsed
+
+
+class Command(BaseCommand):
+    help = "Run pgbulk's benchmarks; write benchmarks/results.json and benchmarks/results.png."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--million", action="store_true",
+                            help="also measure worker RSS on 1M books (seeds 1M books)")
+        parser.add_argument("--runs", type=int, default=3)
+        parser.add_argument("--out", default=str(ROOT / "benchmarks"))
+
+    def handle(self, *args, million: bool, runs: int, out: str, **options):
+        if settings.DEBUG:
+            self.stderr.write("run with DJANGO_DEBUG=0 (./dev bench does)")
+            sys.exit(2)
+        call_command("seed_library", books=1_000_000 if million else 100_000)
+        results: dict = {"runs": runs, "chunk_size": settings.PGBULK.get("CHUNK_SIZE")}
+        with override_settings(PGBULK={**settings.PGBULK, "ASYNC_ENABLED": True}):
+            worker = Worker()
+            try:
+                results["queryset_100k"] = self.queryset_case(runs)
+                results["save_10k"] = self.save_case(runs)
+                results["launch_latency"] = self.launch_case(runs)
+            finally:
+                worker.stop()
+            results["worker_rss_mb"] = self.rss_case(million)
+        out_dir = Path(out)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        from testproject.library.benchmark_chart import draw
+
+        draw(results, out_dir / "results.png")
+        self.stdout.write(json.dumps(results, indent=2))
+
+    def ids(self, count: int) -> list[int]:
+        return list(Book.objects.order_by("pk").values_list("pk", flat=True)[:count])
+
+    def queryset_case(self, runs: int) -> dict:
+        ids = self.ids(100_000)
+
+        def raw_update() -> float:
+            with transaction.atomic(), connection.cursor() as cursor:
+                start = time.perf_counter()
+                cursor.execute("UPDATE library_book SET status = 'archived', in_print = false "
+                               "WHERE id = ANY(%s)", [ids])
+                return time.perf_counter() - start
+
+        baseline = best_of(runs, raw_update)
+        books = Book.objects.filter(pk__lte=ids[-1])
+        values = iter([{"status": s, "in_print": False} for s in ("archived", "draft") * runs])
+        pgbulk_time = best_of(runs, lambda: run_job(books, next(values), strategy="queryset"))
+        return {"rows": len(ids), "raw_update_s": round(baseline, 3),
+                "pgbulk_s": round(pgbulk_time, 3), "ratio": round(pgbulk_time / baseline, 2),
+                "target_ratio_max": 2.0}
+
+    def save_case(self, runs: int) -> dict:
+        ids = self.ids(10_000)
+        books = Book.objects.filter(pk__lte=ids[-1])
+
+        def plain_loop() -> float:
+            start = time.perf_counter()
+            with transaction.atomic():
+                for book in books.select_for_update(no_key=True):
+                    book.in_print = False
+                    book.full_clean()
+                    book.save(update_fields=["in_print"])
+            return time.perf_counter() - start
+
+        baseline = best_of(runs, plain_loop)
+        prices = iter([{"price": 20 + n} for n in range(runs)])
+        pgbulk_time = best_of(runs, lambda: run_job(books, next(prices), strategy="save"))
+        return {"rows": len(ids), "plain_loop_rows_per_s": round(len(ids) / baseline),
+                "pgbulk_rows_per_s": round(len(ids) / pgbulk_time),
+                "ratio": round(baseline / pgbulk_time, 2), "target_ratio_min": 0.8}
+
+    def launch_case(self, runs: int) -> dict:
+        figures = {}
+        with override_settings(PGBULK={**settings.PGBULK, "ASYNC_ENABLED": True,
+                                       "QUEUE": "benchmark-held"}):
+            for count, target in ((10_000, 0.2), (100_000, 1.5)):
+                books = Book.objects.filter(pk__lte=self.ids(count)[-1])
+
+                def launch(books=books) -> float:
+                    start = time.perf_counter()
+                    job = pgbulk.bulk_update(books, {"price": 1}, run="async")
+                    elapsed = time.perf_counter() - start
+                    job.cancel()
+                    return elapsed
+
+                figures[f"{count}"] = {"seconds": round(best_of(runs, launch), 3),
+                                       "target_max_s": target}
+        return figures
+
+    def rss_case(self, million: bool) -> dict:
+        figures = {}
+        sizes = [100_000, 1_000_000] if million else [100_000]
+        for count in sizes:
+            worker = Worker()
+            try:
+                books = Book.objects.filter(pk__lte=self.ids(count)[-1])
+                run_job(books, {"price": 3}, strategy="queryset", atomic=False)
+                figures[f"{count}"] = round(worker.peak_rss_mb(), 1)
+            finally:
+                worker.stop()
+        figures["target_max_mb"] = 200
+        return figures
