@@ -52,6 +52,9 @@ def run(job_id: Any, *, should_abort: ShouldAbort = None, using: str = "default"
         except JobCancelled:
             finish(job, Status.CANCELLED, f"Cancelled after {job.done} of {job.total} records.",
                    using=using)
+        except RecordFailed as error:
+            logger.warning("pgbulk: job %s failed: %s", job.id, error)
+            finish(job, Status.FAILED, failure_message(job, error), using=using)
         except Exception as error:
             logger.exception("pgbulk: job %s failed", job.id)
             finish(job, Status.FAILED, failure_message(job, error), using=using)

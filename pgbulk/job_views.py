@@ -6,9 +6,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from pgbulk.models import Job, Status
+from pgbulk.models import Job, Progress, Status
 
 HTMX_STOP_POLLING = 286
 
@@ -40,6 +41,7 @@ def job_progress(request: HttpRequest, job_id) -> HttpResponse:
     response = render(request, "pgbulk/progress.html", {"job": job, "p": data, "errors": errors})
     if job.is_terminal and request.headers.get("HX-Request"):
         response.status_code = HTMX_STOP_POLLING
+        response["HX-Trigger"] = "pgbulk-done"  # lists refresh themselves
     return response
 
 
@@ -63,8 +65,16 @@ def job_list(request: HttpRequest) -> HttpResponse:
     if status in Status.values:
         jobs = jobs.filter(status=status)
     page = Paginator(jobs, 25).get_page(request.GET.get("page"))
-    return render(request, "pgbulk/job_list.html",
-                  {"page": page, "status": status, "statuses": Status.choices})
+    live = dict(Progress.objects.filter(job_id__in=[j.id for j in page]).values_list(
+        "job_id", "done"))
+    now = timezone.now()
+    for job in page:
+        job.live_done = max(job.done, live.get(job.id, 0)) if not job.is_terminal else job.done
+        end = job.finished_at or now
+        job.duration = (end - job.started_at).total_seconds() if job.started_at else None
+    has_active = any(not job.is_terminal for job in page)
+    return render(request, "pgbulk/job_list.html", {
+        "page": page, "status": status, "statuses": Status.choices, "has_active": has_active})
 
 
 @login_required

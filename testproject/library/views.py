@@ -1,17 +1,22 @@
-"""The sample book list at /: filters by status, author and a search."""
+"""The sample book list at /: filters by status, author and a search, with bulk edit."""
 
 from __future__ import annotations
 
+from django.contrib.auth.mixins import LoginRequiredMixin
 from django.db.models import Q
 from django.views.generic import ListView
 
+from pgbulk.views import BulkEditMixin
 from testproject.library.models import Author, Book
 
 
-class BookListView(ListView):
+class BookListView(LoginRequiredMixin, BulkEditMixin, ListView):
     model = Book
     paginate_by = 50
     template_name = "library/book_list.html"
+    bulk_fields = ["status", "price", "published_on", "in_print", "author", "genres"]
+    bulk_delete = True
+    bulk_min_async_records = 20
 
     def get_queryset(self):
         books = Book.objects.select_related("author").prefetch_related("genres")

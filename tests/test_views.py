@@ -1,0 +1,272 @@
+"""Views with the Django test client: the bulk endpoint, job endpoints, admin, hostile input."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+
+import pgbulk
+from pgbulk.models import Job
+from testproject.library.models import Book
+from tests.factories import make_books, reservation_count
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def held_queue(settings):
+    settings.PGBULK = {"ASYNC_ENABLED": True, "QUEUE": "held"}
+
+
+@pytest.fixture
+def editor(client) -> User:
+    user = User.objects.create_user("editor", password="x")
+    user.user_permissions.add(*Permission.objects.filter(
+        codename__in=["change_book", "delete_book", "view_book"]))
+    client.force_login(user)
+    return user
+
+
+def post(client, data, **headers):
+    return client.post("/", data, headers={"HX-Request": "true", **headers})
+
+
+def edit(client, pks=(), **fields):
+    data = {"bulk_action": "edit", "pks": [str(pk) for pk in pks]}
+    for name, value in fields.items():
+        data[f"change_{name}"] = "on"
+        data[name] = value
+    return post(client, data)
+
+
+def unchanged(ids, price="10.00") -> bool:
+    return all(str(p) == price for p in Book.objects.filter(pk__in=ids).values_list(
+        "price", flat=True)) and not Job.objects.exists() and reservation_count() == 0
+
+
+def test_list_shows_checkboxes_and_the_bulk_toolbar(client, editor):
+    make_books(3)
+    page = client.get("/").content.decode()
+    assert page.count('class="pgbulk-row"') == 3
+    assert 'id="pgbulk-edit"' in page and 'id="pgbulk-delete"' in page
+    assert "pgbulk/pgbulk.js" in page
+
+
+def test_form_then_sync_edit_refreshes_the_table(client, editor):
+    ids = make_books(3)
+    form = post(client, {"bulk_action": "form", "pks": ids})
+    assert form.status_code == 200 and b"Edit 3 records" in form.content
+    done = edit(client, ids, price="12.50", status="published")
+    assert done.status_code == 200 and done["HX-Trigger"] == "pgbulk-done"
+    assert set(Book.objects.values_list("price", "status")) == {(12.5, "published")}
+    job = Job.objects.get()
+    assert (job.user, job.status, job.run_mode) == (editor, "succeeded", "sync")
+
+
+def test_select_all_matching_with_filters_and_exclusions(client, editor):
+    ids = make_books(30)
+    Book.objects.filter(pk__in=ids[:5]).update(status="published")
+    response = post(client, {"bulk_action": "edit", "select_all": "1",
+                             "bulk_querystring": "status=draft", "exclude": [ids[29]],
+                             "change_price": "on", "price": "3"})
+    assert response.status_code == 200
+    job = Job.objects.get()
+    assert job.total == 24 and job.run_mode == "async" and job.status == "queued"
+    assert b"hx-get" in response.content and b"/progress/" in response.content
+
+
+def test_m2m_and_fk_widgets_are_built_from_bulk_fields(client, editor):
+    make_books(1)
+    content = post(client, {"bulk_action": "form", "pks": [Book.objects.get().pk]}).content
+    for name in (b'name="genres_op"', b'name="author"', b'type="date"', b'name="change_in_print"'):
+        assert name in content
+
+
+def test_bulk_delete_asks_then_deletes(client, editor):
+    ids = make_books(3)
+    ask = post(client, {"bulk_action": "confirm-delete", "pks": ids})
+    assert b"Delete 3 records?" in ask.content and Book.objects.count() == 3
+    post(client, {"bulk_action": "delete", "pks": ids[:2]})
+    assert list(Book.objects.values_list("pk", flat=True)) == ids[2:]
+
+
+def test_conflict_names_the_blocking_job_owner_and_count(client, editor):
+    ids = make_books(30)
+    alice = User.objects.create_user("alice")
+    blocker = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:25]), {"price": 1}, user=alice)
+    response = edit(client, ids[20:23], price="5")
+    assert response.status_code == 409
+    text = response.content.decode()
+    assert "alice" in text and str(blocker.id) in text and 'conflict-count">3<' in text
+    assert Job.objects.count() == 1
+
+
+# --- hostile input ------------------------------------------------------------------------
+
+def test_unknown_action_is_400(client, editor):
+    ids = make_books(1)
+    assert post(client, {"bulk_action": "drop-table", "pks": ids}).status_code == 400
+    assert unchanged(ids)
+
+
+def test_unknown_field_names_change_nothing(client, editor):
+    ids = make_books(2)
+    response = edit(client, ids, nope="1", revision="9")
+    assert response.status_code == 422 and b"Tick at least one field" in response.content
+    assert unchanged(ids)
+
+
+def test_invalid_value_is_a_form_error(client, editor):
+    ids = make_books(2)
+    response = edit(client, ids, price="abc")
+    assert response.status_code == 422 and b"pgbulk-field-error" in response.content
+    response = edit(client, ids, status="lost")
+    assert response.status_code == 422
+    response = edit(client, ids, author="999999")
+    assert response.status_code == 422
+    assert unchanged(ids)
+
+
+def test_a_value_the_model_rejects_re_renders_the_form(client, editor):
+    ids = make_books(2)
+    response = edit(client, ids, price="-3")  # passes the form, fails the DB constraint
+    assert response.status_code == 200  # ran synchronously, and failed honestly
+    job = Job.objects.get()
+    assert job.status == "failed" and b"failed" in response.content.lower()
+    assert set(Book.objects.values_list("price", flat=True)) == {10}
+
+
+def test_pks_outside_the_views_queryset_are_refused(client, editor):
+    ids = make_books(4)
+    Book.objects.filter(pk=ids[0]).update(status="archived")
+    response = post(client, {"bulk_action": "edit", "pks": ids, "bulk_querystring":
+                             "status=draft", "change_price": "on", "price": "1"})
+    assert response.status_code == 400 and b"not in this" in response.content
+    response = edit(client, [999_999], price="1")
+    assert response.status_code == 400
+    assert unchanged(ids)
+
+
+def test_malformed_pks_and_empty_selection_are_400(client, editor):
+    ids = make_books(2)
+    assert edit(client, ["abc"], price="1").status_code == 400
+    assert edit(client, [], price="1").status_code == 400
+    assert unchanged(ids)
+
+
+def test_a_huge_forged_selection_is_refused(client, editor):
+    ids = make_books(2)
+    response = edit(client, range(1, 20_000), price="1")
+    assert response.status_code == 400
+    assert unchanged(ids)
+
+
+def test_no_permission_is_403(client):
+    ids = make_books(2)
+    user = User.objects.create_user("viewer")
+    client.force_login(user)
+    assert edit(client, ids, price="1").status_code == 403
+    assert post(client, {"bulk_action": "delete", "pks": ids}).status_code == 403
+    assert unchanged(ids)
+
+
+def test_missing_csrf_token_is_403(editor):
+    ids = make_books(2)
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(editor)
+    response = strict.post("/", {"bulk_action": "edit", "pks": ids, "change_price": "on",
+                                 "price": "1"})
+    assert response.status_code == 403
+    assert unchanged(ids)
+
+
+def test_anonymous_users_are_sent_to_log_in(client):
+    ids = make_books(1)
+    response = client.post("/", {"bulk_action": "edit", "pks": ids})
+    assert response.status_code == 302 and "/login/" in response["Location"]
+    assert client.get(f"/pgbulk/jobs/{uuid.uuid4()}/progress/").status_code == 302
+
+
+# --- job endpoints ---------------------------------------------------------------------------
+
+def test_progress_json_and_htmx_stop_code(client, editor):
+    ids = make_books(2)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 2}, run="sync",
+                             user=editor)
+    url = f"/pgbulk/jobs/{job.id}/progress/"
+    data = client.get(url, headers={"Accept": "application/json"}).json()
+    assert {k: data[k] for k in ("id", "status", "done", "total", "percent")} == {
+        "id": str(job.id), "status": "succeeded", "done": 2, "total": 2, "percent": 100.0}
+    assert "message" in data and data["errors"] == []
+    htmx = client.get(url, headers={"HX-Request": "true"})
+    assert htmx.status_code == 286 and htmx["HX-Trigger"] == "pgbulk-done"
+
+
+def test_unknown_and_foreign_jobs_are_404_and_posts_only_cancel(client, editor):
+    ids = make_books(25)
+    other = User.objects.create_user("other")
+    theirs = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 2}, user=other)
+    for url in (f"/pgbulk/jobs/{uuid.uuid4()}/progress/", f"/pgbulk/jobs/{theirs.id}/",
+                f"/pgbulk/jobs/{theirs.id}/progress/"):
+        assert client.get(url).status_code == 404
+    assert client.post(f"/pgbulk/jobs/{theirs.id}/cancel/").status_code == 404
+    assert client.get(f"/pgbulk/jobs/{theirs.id}/cancel/").status_code == 405
+    assert Job.objects.get(pk=theirs.pk).status == "queued"
+    assert client.get("/pgbulk/jobs/not-a-uuid/").status_code == 404
+
+
+def test_dashboard_staff_see_all_others_their_own_and_can_cancel(client, editor):
+    ids = make_books(50)
+    mine = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:25]), {"price": 2}, user=editor)
+    boss = User.objects.create_superuser("boss", password="x")
+    theirs = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[25:]), {"price": 3}, user=boss)
+    page = client.get("/pgbulk/jobs/").content.decode()
+    assert str(mine.id)[:8] in page and str(theirs.id)[:8] not in page
+    assert client.get("/pgbulk/jobs/?status=failed").content.decode().count("data-job=") == 0
+    client.post(f"/pgbulk/jobs/{mine.id}/cancel/")
+    assert Job.objects.get(pk=mine.pk).status == "cancelled"
+    client.force_login(boss)
+    page = client.get("/pgbulk/jobs/").content.decode()
+    assert str(mine.id)[:8] in page and str(theirs.id)[:8] in page
+
+
+# --- admin ------------------------------------------------------------------------------------
+
+def test_admin_bulk_edit_action(client):
+    ids = make_books(30)
+    boss = User.objects.create_superuser("boss", password="x")
+    client.force_login(boss)
+    url = "/admin/library/book/"
+    form = client.post(url, {"action": "pgbulk_bulk_edit", "_selected_action": ids[:3],
+                             "index": 0})
+    assert form.status_code == 200 and b"3 books selected" in form.content
+    done = client.post(url, {"action": "pgbulk_bulk_edit", "_selected_action": ids[:3],
+                             "index": 0, "pgbulk_apply": "Apply", "change_price": "on",
+                             "price": "7"})
+    assert done.status_code == 302
+    assert Book.objects.filter(price=7).count() == 3
+    queued = client.post(url, {"action": "pgbulk_bulk_edit", "_selected_action": ids[3:],
+                               "index": 0, "pgbulk_apply": "Apply", "change_status": "on",
+                               "status": "published"})
+    job = Job.objects.get(status="queued")
+    assert queued.status_code == 302 and queued["Location"] == f"/pgbulk/jobs/{job.id}/"
+    invalid = client.post(url, {"action": "pgbulk_bulk_edit", "_selected_action": ids[:2],
+                                "index": 0, "pgbulk_apply": "Apply", "change_price": "on",
+                                "price": "abc"})
+    assert invalid.status_code == 422
+    assert client.get(f"/admin/pgbulk/job/{job.id}/change/").status_code == 200
+
+
+@pytest.mark.urls("tests.urls_neapolitan")
+def test_mixin_on_a_neapolitan_crud_view(client, editor):
+    ids = make_books(3)
+    page = client.get("/books/")
+    assert page.status_code == 200 and page.content.decode().count('class="pgbulk-row"') == 3
+    response = client.post("/books/", {"bulk_action": "edit", "pks": ids,
+                                       "change_status": "on", "status": "published",
+                                       "change_price": "on", "price": "4"})
+    assert response.status_code == 200
+    assert set(Book.objects.values_list("status", flat=True)) == {"published"}
