@@ -33,7 +33,11 @@ def wants_json(request: HttpRequest) -> bool:
 @login_required
 @require_GET
 def job_progress(request: HttpRequest, job_id) -> HttpResponse:
-    job = get_job(request, job_id)
+    return render_progress(request, get_job(request, job_id))
+
+
+def render_progress(request: HttpRequest, job: Job) -> HttpResponse:
+    """The progress fragment (HTMX: 286 once terminal) or JSON."""
     data = job.progress()
     if wants_json(request):
         return JsonResponse(data)
@@ -53,7 +57,7 @@ def job_cancel(request: HttpRequest, job_id) -> HttpResponse:
     if wants_json(request):
         return JsonResponse(job.progress())
     if request.headers.get("HX-Request"):
-        return job_progress(request, job_id)
+        return render_progress(request, job)
     return redirect("pgbulk:job-detail", job_id=job.id)
 
 

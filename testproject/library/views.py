@@ -17,6 +17,7 @@ class BookListView(LoginRequiredMixin, BulkEditMixin, ListView):
     bulk_fields = ["status", "price", "published_on", "in_print", "author", "genres"]
     bulk_delete = True
     bulk_min_async_records = 20
+    bulk_atomic = False  # chunked: failures are listed per record, the rest is applied
 
     def get_queryset(self):
         books = Book.objects.select_related("author").prefetch_related("genres")
