@@ -1,9 +1,9 @@
-"""Running a job: claim it, walk its reserved keys in chunks, finish it honestly.
+"""Running a job: claim it, call its job task's body, finish it honestly.
 
-atomic=True: one transaction for all chunks; progress goes through the side
-connection so pollers see it while the data transaction is open.
-atomic=False: each chunk commits with its progress and the release of its
-reservations, so a retried job resumes where it stopped.
+atomic=True: the body runs in one transaction, and the job finishes in it;
+progress goes through the side connection so pollers see it meanwhile.
+atomic=False: each chunk of JobHandle.chunk_rows() commits with its progress
+and the release of its reservations, so a retried job resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -13,17 +13,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.db import connections, transaction
-from django.db.models import F
 from django.utils import timezone
 
-from pgbulk import locks, progress
+from pgbulk import locks
 from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import JobCancelled
+from pgbulk.job_tasks import REGISTRY, JobHandle
 from pgbulk.models import Job, Status
 from pgbulk.runtime import JobRuntime, activate
 from pgbulk.signals import emit
 from pgbulk.sqlfiles import query
-from pgbulk.strategies import Operation, RecordFailed, operation_for
+from pgbulk.strategies import RecordFailed
 
 logger = logging.getLogger("pgbulk")
 
@@ -43,12 +43,9 @@ def run(job_id: Any, *, should_abort: ShouldAbort = None, using: str = "default"
             return None
         if not claim(job, using):
             return job
+        handle = JobHandle(job, runtime, should_abort)
         try:
-            operation = operation_for(job, using)
-            if job.params.get("atomic", True):
-                run_atomic(job, operation, runtime, should_abort)
-            else:
-                run_chunked(job, operation, runtime, should_abort)
+            run_body(handle)
         except JobCancelled:
             finish(job, Status.CANCELLED, f"Cancelled after {job.done} of {job.total} records.",
                    using=using)
@@ -59,6 +56,40 @@ def run(job_id: Any, *, should_abort: ShouldAbort = None, using: str = "default"
             logger.exception("pgbulk: job %s failed", job.id)
             finish(job, Status.FAILED, failure_message(job, error), using=using)
     return job
+
+
+def run_body(handle: JobHandle) -> None:
+    """Call the job task's body; atomic jobs do it and finish in one transaction."""
+    import pgbulk.tasks  # noqa: F401  (registers the bulk tasks)
+
+    job = handle.job
+    spec = REGISTRY.get(job.task_name)
+    if spec is None:
+        raise LookupError(f"no job task named {job.task_name!r} is registered here "
+                          "(is its module imported by the worker?)")
+    args, kwargs = job.params.get("args", []), job.params.get("kwargs", {})
+    if not handle.atomic:
+        result = spec.func(handle, *args, **kwargs)
+        handle.check_stop()
+        conclude(job, result, handle.using)
+        return
+    with transaction.atomic(using=handle.using):
+        result = spec.func(handle, *args, **kwargs)
+        handle.check_stop()
+        if job.failed_count:
+            raise RecordFailed(job.errors)
+        conclude(job, result, handle.using)
+
+
+def conclude(job: Job, result: Any, using: str) -> None:
+    """Finish a job whose body returned: failed if any record failed, else succeeded."""
+    if job.failed_count:
+        finish(job, Status.FAILED,
+               f"{job.failed_count} of {job.total} records failed; {job.done} changed.",
+               using=using)
+    else:
+        message = result if isinstance(result, str) else f"Done: {job.done} of {job.total}."
+        finish(job, Status.SUCCEEDED, message, using=using)
 
 
 def claim(job: Job, using: str) -> bool:
@@ -81,55 +112,6 @@ def chunks(job: Job, using: str) -> Iterator[list[tuple[int, str]]]:
             return
         yield rows
         last = rows[-1][0]
-
-
-def check_stop(runtime: JobRuntime, should_abort: ShouldAbort) -> None:
-    if runtime.cancel_requested() or (should_abort is not None and should_abort()):
-        raise JobCancelled()
-
-
-def run_atomic(job: Job, operation: Operation, runtime: JobRuntime, should_abort) -> None:
-    using = runtime.using
-    with transaction.atomic(using=using):
-        done = 0
-        for rows in chunks(job, using):
-            check_stop(runtime, should_abort)
-            changed, errors = operation.apply(rows, per_record=False)
-            if errors:
-                raise RecordFailed(errors)
-            done += changed
-            progress.write(job, done, 0, f"{done} of {job.total}", using=runtime.side)
-            emit(job, "progress", using=runtime.side)
-        check_stop(runtime, should_abort)
-        job.done = done
-        finish(job, Status.SUCCEEDED, f"Changed {done} of {job.total} records.", using=using)
-
-
-def run_chunked(job: Job, operation: Operation, runtime: JobRuntime, should_abort) -> None:
-    using = runtime.using
-    cap = int(pgbulk_settings.MAX_RECORDED_ERRORS)
-    for rows in chunks(job, using):
-        check_stop(runtime, should_abort)
-        with transaction.atomic(using=using):
-            changed, errors = operation.apply(rows, per_record=True)
-            locks.release_chunk(job.id, rows[0][0], rows[-1][0], using=using)
-            job.done += changed
-            job.failed_count += len(errors)
-            job.errors = (job.errors + errors)[:cap]
-            Job.objects.using(using).filter(pk=job.pk).update(
-                done=F("done") + changed,
-                failed_count=F("failed_count") + len(errors),
-                errors=job.errors,
-            )
-            progress.write(job, job.done, job.failed_count, f"{job.done} of {job.total}",
-                           using=using)
-        emit(job, "progress", using=using)
-    if job.failed_count:
-        finish(job, Status.FAILED,
-               f"{job.failed_count} of {job.total} records failed; {job.done} changed.",
-               using=using)
-    else:
-        finish(job, Status.SUCCEEDED, f"Changed {job.done} of {job.total} records.", using=using)
 
 
 EVENT_OF = {Status.SUCCEEDED: "complete", Status.FAILED: "fail", Status.CANCELLED: "cancel"}

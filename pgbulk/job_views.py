@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from pgbulk.conf import pgbulk_settings
 from pgbulk.models import Job, Progress, Status
 
 HTMX_STOP_POLLING = 286
@@ -68,6 +72,9 @@ def job_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     if status in Status.values:
         jobs = jobs.filter(status=status)
+    elif status == "active":  # unfinished, or finished within CLEANUP_GRACE_PERIOD
+        recent = timezone.now() - timedelta(seconds=int(pgbulk_settings.CLEANUP_GRACE_PERIOD))
+        jobs = jobs.filter(Q(finished_at__isnull=True) | Q(finished_at__gte=recent))
     page = Paginator(jobs, 25).get_page(request.GET.get("page"))
     live = dict(Progress.objects.filter(job_id__in=[j.id for j in page]).values_list(
         "job_id", "done"))
@@ -78,7 +85,8 @@ def job_list(request: HttpRequest) -> HttpResponse:
         job.duration = (end - job.started_at).total_seconds() if job.started_at else None
     has_active = any(not job.is_terminal for job in page)
     return render(request, "pgbulk/job_list.html", {
-        "page": page, "status": status, "statuses": Status.choices, "has_active": has_active})
+        "page": page, "status": status, "has_active": has_active,
+        "statuses": [("active", "Active and recent"), *Status.choices]})
 
 
 @login_required

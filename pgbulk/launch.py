@@ -68,7 +68,7 @@ def bulk_delete(
 def launch(
     kind: str,
     task_name: str,
-    queryset: QuerySet,
+    queryset: QuerySet | None,
     params: dict[str, Any],
     *,
     user: Any,
@@ -76,21 +76,24 @@ def launch(
     atomic: bool,
     conflict_checking: bool,
     min_async_records: int,
+    using: str | None = None,
 ) -> Job:
     """Create the job and reserve its records; defer it, or run it here when synchronous."""
     if run not in RUN_MODES:
         raise ValueError(f"run must be one of {RUN_MODES}, not {run!r}")
     if run == "async" and not pgbulk_settings.ASYNC_ENABLED:
         raise ImproperlyConfigured('run="async" needs PGBULK["ASYNC_ENABLED"] = True')
-    using = queryset.db
+    using = using or (queryset.db if queryset is not None else "default")
     params = {**params, "atomic": bool(atomic), "conflict_checking": bool(conflict_checking)}
     with transaction.atomic(using=using):
         job = Job.objects.using(using).create(
-            kind=kind, task_name=task_name, model=locks.model_label(queryset.model),
-            params=params, user=user if getattr(user, "is_authenticated", False) else None,
+            kind=kind, task_name=task_name, params=params,
+            model=locks.model_label(queryset.model) if queryset is not None else "",
+            user=user if getattr(user, "is_authenticated", False) else None,
         )
-        job.total = locks.reserve(job.id, queryset, using=using, exclusive=conflict_checking)
-        if not job.total:
+        if queryset is not None:
+            job.total = locks.reserve(job.id, queryset, using=using, exclusive=conflict_checking)
+        if not job.total and kind != "task":
             raise BulkValidationError({"__all__": ["No records are selected."]})
         job.run_mode = run_mode(run, job.total, min_async_records)
         if job.run_mode == "async":
@@ -114,7 +117,7 @@ def defer(task_name: str, job: Job) -> int:
     """Queue the task in the current transaction (Procrastinate's Django connector)."""
     from pgbulk import tasks
 
-    task = tasks.by_name(task_name)
+    task = tasks.by_name(task_name).procrastinate_task
     return task.configure(queue=pgbulk_settings.QUEUE).defer(job_id=str(job.id))
 
 

@@ -1,38 +1,38 @@
-"""Procrastinate tasks: thin wrappers that run a pgbulk job in the worker."""
+"""pgbulk's own tasks: bulk update and bulk delete (two job tasks), and the periodic sweep."""
 
 from __future__ import annotations
 
 from django.db import close_old_connections
-from procrastinate import JobContext
 from procrastinate.contrib.django import app
 
-from pgbulk import execute
 from pgbulk import sweep as sweep_module
 from pgbulk.conf import pgbulk_settings
-from pgbulk.exceptions import JobFailed
-from pgbulk.models import Status
+from pgbulk.job_tasks import REGISTRY, JobHandle, JobTask, job_task
+from pgbulk.strategies import RecordFailed, operation_for
 
 
-def run_in_worker(context: JobContext, job_id: str) -> None:
-    close_old_connections()
-    try:
-        job = execute.run(job_id, should_abort=context.should_abort)
-    finally:
-        close_old_connections()
-    if job is not None and job.status == Status.FAILED:
-        raise JobFailed(job.message)  # the queue records a failure too, never a success
+def apply_operation(job: JobHandle) -> str:
+    """Walk the reserved records chunk by chunk and update or delete them."""
+    operation = operation_for(job.job, job.using)
+    for rows in job.chunk_rows():
+        changed, errors = operation.apply(rows, per_record=not job.atomic)
+        if errors and job.atomic:
+            raise RecordFailed(errors)
+        job.fail_records(errors)
+        job.advance(changed)
+    return f"Changed {job.job.done} of {job.job.total} records."
 
 
-@app.task(name="pgbulk.tasks.bulk_update_task", queue="pgbulk", pass_context=True)
-def bulk_update_task(context: JobContext, job_id: str) -> None:
+@job_task(name="pgbulk.tasks.bulk_update_task")
+def bulk_update_task(job: JobHandle) -> str:
     """Apply a bulk update job (see pgbulk.bulk_update)."""
-    run_in_worker(context, job_id)
+    return apply_operation(job)
 
 
-@app.task(name="pgbulk.tasks.bulk_delete_task", queue="pgbulk", pass_context=True)
-def bulk_delete_task(context: JobContext, job_id: str) -> None:
+@job_task(name="pgbulk.tasks.bulk_delete_task")
+def bulk_delete_task(job: JobHandle) -> str:
     """Apply a bulk delete job (see pgbulk.bulk_delete)."""
-    run_in_worker(context, job_id)
+    return apply_operation(job)
 
 
 def sweep_cron(seconds: int) -> str:
@@ -57,8 +57,5 @@ def sweep(timestamp: int) -> None:
         close_old_connections()
 
 
-TASKS = {task.name: task for task in (bulk_update_task, bulk_delete_task)}
-
-
-def by_name(name: str):
-    return TASKS[name]
+def by_name(name: str) -> JobTask:
+    return REGISTRY[name]

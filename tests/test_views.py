@@ -270,3 +270,14 @@ def test_mixin_on_a_neapolitan_crud_view(client, editor):
                                        "change_price": "on", "price": "4"})
     assert response.status_code == 200
     assert set(Book.objects.values_list("status", flat=True)) == {"published"}
+
+
+def test_dashboard_active_filter_keeps_recent_finished_jobs(client, editor, settings):
+    ids = make_books(4)
+    recent = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:2]), {"price": 2}, run="sync",
+                                user=editor)
+    old = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[2:]), {"price": 3}, run="sync",
+                             user=editor)
+    Job.objects.filter(pk=old.pk).update(finished_at=old.finished_at.replace(year=2000))
+    page = client.get("/pgbulk/jobs/?status=active").content.decode()
+    assert str(recent.id)[:8] in page and str(old.id)[:8] not in page
