@@ -20,23 +20,31 @@ _EXPORTS = {
     "current_job": "pgbulk.runtime",
     "skip_nested_async": "pgbulk.runtime",
     "register_descendant_conflicts": "pgbulk.runtime",
+    "job_task": "pgbulk.job_tasks",
+    "JobHandle": "pgbulk.job_tasks",
+    "AsyncManager": "pgbulk.managers",
 }
 
 __all__ = [
+    "AsyncManager",
     "BulkValidationError",
     "ConflictError",
+    "JobHandle",
     "PgbulkError",
     "__version__",
     "bulk_delete",
     "bulk_update",
     "current_job",
+    "job_task",
     "register_descendant_conflicts",
     "skip_nested_async",
 ]
 
 if TYPE_CHECKING:
     from pgbulk.exceptions import BulkValidationError, ConflictError, PgbulkError
+    from pgbulk.job_tasks import JobHandle, job_task
     from pgbulk.launch import bulk_delete, bulk_update
+    from pgbulk.managers import AsyncManager
     from pgbulk.runtime import current_job, register_descendant_conflicts, skip_nested_async
 
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
+from django.db.models import Model, QuerySet
 from django.urls import include, path
 
 if TYPE_CHECKING:
+    from pgbulk.job_tasks import JobTask
     from pgbulk.models import Job
+
+Lock = QuerySet | tuple[type[Model], Iterable[Any]] | None
 
 logger = logging.getLogger("pgbulk")
 
@@ -24,6 +30,38 @@ class AsyncManager:
         if event != "progress":
             logger.info("pgbulk: job %s %s (%s)", job.id, event, job.status)
 
+    def launch(
+        self,
+        task: JobTask | str,
+        *args: Any,
+        lock: Lock = None,
+        user: Any = None,
+        run: str = "auto",
+        atomic: bool | None = None,
+        conflict_checking: bool = True,
+        **kwargs: Any,
+    ) -> Job:
+        """Launch a job task; ``lock`` (a queryset, or ``(Model, pks)``) is reserved in the
+        same transaction as the job and its queued task, or the launch is refused whole
+        with ConflictError. ``args`` and ``kwargs`` must be JSON-serializable."""
+        from pgbulk import launch as launching
+        from pgbulk.job_tasks import REGISTRY
+
+        spec = REGISTRY.get(task) if isinstance(task, str) else task
+        if getattr(spec, "name", None) not in REGISTRY:
+            raise TypeError(f"{task!r} is not a job task (decorate it with @pgbulk.job_task)")
+        params = {"args": list(args), "kwargs": kwargs,
+                  "manager": f"{type(self).__module__}.{type(self).__qualname__}"}
+        try:
+            json.dumps(params)
+        except TypeError as error:
+            raise ValueError(f"job task arguments must be JSON-serializable: {error}") from None
+        return launching.launch(
+            "task", spec.name, lock_queryset(lock), params, user=user, run=run,
+            atomic=spec.atomic if atomic is None else atomic,
+            conflict_checking=conflict_checking, min_async_records=0,
+        )
+
     def validate_async_system(self) -> list[str]:
         """Problems that keep async jobs from running; an empty list when all is well."""
         from pgbulk.checks import async_system_problems
@@ -34,3 +72,11 @@ class AsyncManager:
     def get_urlpatterns(cls):
         """The pgbulk URLs, to add once to the project's urlpatterns."""
         return path("pgbulk/", include("pgbulk.urls"))
+
+
+def lock_queryset(lock: Lock) -> QuerySet | None:
+    """The records a job needs, as a queryset: a queryset, ``(Model, pks)`` or None."""
+    if lock is None or isinstance(lock, QuerySet):
+        return lock
+    model, pks = lock
+    return model._base_manager.filter(pk__in=list(pks))

@@ -76,9 +76,10 @@ class Job(models.Model):
         return self.status in TERMINAL
 
     def progress(self) -> dict[str, Any]:
-        """Status and progress as a dict (live figures from the progress table)."""
+        """Current status and progress as a dict (re-reads the job; live figures)."""
         from pgbulk import progress
 
+        self.refresh_from_db()
         return progress.snapshot(self)
 
     def cancel(self) -> bool:

@@ -20,7 +20,7 @@ from pgbulk.conf import pgbulk_settings
 from pgbulk.forms import BulkEditForm
 from pgbulk.models import Job
 
-ACTIONS = ("form", "edit", "confirm-delete", "delete")
+ACTIONS = ("form", "edit", "confirm-delete", "delete", "task")
 
 
 class SelectionError(Exception):
@@ -37,6 +37,8 @@ class BulkEditMixin:
     bulk_atomic: bool = True
     async_manager_class_path: str | None = None
     async_manager_config: dict | None = None
+    #: Job tasks offered on the selection: {key: (button label, job task or its name)}.
+    bulk_tasks: dict[str, tuple[str, Any]] = {}
 
     request: HttpRequest
 
@@ -53,6 +55,8 @@ class BulkEditMixin:
             "url": self.request.path,
             "querystring": filters.urlencode(),
             "matching": context["paginator"].count if context.get("paginator") else None,
+            "tasks": [(key, label) for key, (label, _task) in self.bulk_tasks.items()]
+            if self.bulk_permission("change") else [],
         }
         return context
 
@@ -62,8 +66,11 @@ class BulkEditMixin:
         action = request.POST.get("bulk_action", "")
         if action not in ACTIONS:
             return HttpResponseBadRequest("Unknown bulk action.")
+        if action == "task" and request.POST.get("bulk_task") not in self.bulk_tasks:
+            return HttpResponseBadRequest("Unknown task.")
         perm = "delete" if "delete" in action else "change"
-        allowed = self.bulk_delete if perm == "delete" else bool(self.bulk_fields)
+        allowed = {"delete": self.bulk_delete, "confirm-delete": self.bulk_delete,
+                   "task": True}.get(action, bool(self.bulk_fields))
         if not allowed or not self.bulk_permission(perm):
             raise PermissionDenied(f"You may not {perm} these records in bulk.")
         try:
@@ -72,7 +79,7 @@ class BulkEditMixin:
             return self.bulk_render("pgbulk/bulk_error.html", {"message": str(error)}, 400)
         handlers = {"form": self.bulk_form, "edit": self.bulk_edit,
                     "confirm-delete": self.bulk_confirm_delete,
-                    "delete": self.bulk_delete_records}
+                    "delete": self.bulk_delete_records, "task": self.bulk_run_task}
         return handlers[action](selection)
 
     def bulk_form(self, selection: QuerySet) -> HttpResponse:
@@ -95,6 +102,12 @@ class BulkEditMixin:
 
     def bulk_delete_records(self, selection: QuerySet) -> HttpResponse:
         return self.bulk_launch(lambda: pgbulk.bulk_delete(selection, **self.bulk_options()))
+
+    def bulk_run_task(self, selection: QuerySet) -> HttpResponse:
+        _label, task = self.bulk_tasks[self.request.POST["bulk_task"]]
+        return self.bulk_launch(lambda: self.get_async_manager().launch(
+            task, lock=selection, user=self.request.user,
+            run="auto" if self.bulk_async else "sync"))
 
     def bulk_launch(self, start, form: BulkEditForm | None = None, count: int = 0) -> HttpResponse:
         try:

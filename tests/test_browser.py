@@ -147,3 +147,14 @@ def test_dashboard_lists_the_job(page, worker):
     shot(page, "7-dashboard")
     page.click(f"tr[data-job='{job.id}'] a")
     page.wait_for_selector(".pgbulk-progress[data-status=succeeded]")
+
+
+def test_a_job_task_from_the_toolbar(page, worker):
+    make_books(120)
+    page.goto("/?status=draft")
+    page.check(".pgbulk-page")
+    page.click("#pgbulk-select-matching")
+    page.click(".pgbulk-task[data-task=recalculate]")
+    page.wait_for_selector(".pgbulk-progress[data-status=succeeded]")
+    shot(page, "8-recalculated")
+    assert "Recalculated 120 prices." in page.inner_text(".pgbulk-progress")

@@ -18,6 +18,9 @@ class BookListView(LoginRequiredMixin, BulkEditMixin, ListView):
     bulk_delete = True
     bulk_min_async_records = 20
     bulk_atomic = False  # chunked: failures are listed per record, the rest is applied
+    bulk_tasks = {
+        "recalculate": ("Recalculate prices", "testproject.library.tasks.recalculate_prices"),
+    }
 
     def get_queryset(self):
         books = Book.objects.select_related("author").prefetch_related("genres")

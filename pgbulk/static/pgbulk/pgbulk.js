@@ -24,9 +24,8 @@
     if (page) page.checked = rows().length > 0 && checked.length === rows().length;
     $("#pgbulk-select-matching").hidden = allMatching || !page?.checked || matching <= rows().length;
     $("#pgbulk-clear").hidden = count === 0;
-    for (const id of ["#pgbulk-edit", "#pgbulk-delete"]) {
-      const button = $(id);
-      if (button) button.disabled = count === 0;
+    for (const button of document.querySelectorAll("#pgbulk-edit, #pgbulk-delete, .pgbulk-task")) {
+      button.disabled = count === 0;
     }
     for (const box of rows()) box.closest("tr")?.classList.toggle("pgbulk-selected", box.checked);
   }

@@ -1,0 +1,121 @@
+"""Job tasks beyond bulk edits, launched with AsyncManager().launch and run by a real worker."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Permission, User
+
+import pgbulk
+from pgbulk import signals
+from pgbulk.managers import AsyncManager
+from pgbulk.models import Job, Reservation
+from testproject.library.models import Book
+from testproject.library.tasks import failing_task, price_for, recalculate_prices
+from tests.factories import make_books, reservation_count, wait_for
+
+worker_test = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+@worker_test
+def test_progress_is_visible_and_locks_block_an_overlapping_bulk_edit(worker):
+    ids = make_books(1500, genre=False)
+    job = AsyncManager().launch(recalculate_prices, lock=Book.objects.filter(pk__in=ids))
+    assert (job.kind, job.total, job.model, job.status) == ("task", 1500, "library.Book", "queued")
+    seen = wait_for(lambda: (lambda p: p if p["status"] == "running" and 0 < p["done"] < 1500
+                             else None)(job.progress()))
+    assert seen["rate"] is not None
+    with pytest.raises(pgbulk.ConflictError) as caught:
+        pgbulk.bulk_update(Book.objects.filter(pk__in=ids[-10:]), {"price": 1}, run="sync")
+    assert caught.value.conflicts[0]["job_id"] == str(job.id)
+    job.wait(60)
+    assert job.status == "succeeded" and job.message == "Recalculated 1500 prices."
+    assert all(book.price == price_for(book)
+               for book in Book.objects.filter(pk__in=ids).select_related("author"))
+    assert reservation_count() == 0
+    assert pgbulk.bulk_update(Book.objects.filter(pk__in=ids[-10:]), {"price": 1},
+                              run="sync").status == "succeeded"
+
+
+@worker_test
+def test_a_failing_task_is_reported_as_failure_and_releases_its_locks(worker):
+    ids = make_books(300, genre=False)
+    job = AsyncManager().launch(failing_task, after=100, lock=(Book, ids))
+    job.wait(30)
+    assert job.status == "failed"
+    assert "pricing service unavailable after 100 books" in job.message
+    assert reservation_count() == 0
+
+
+@worker_test
+def test_cancelling_a_task_releases_its_locks(worker):
+    ids = make_books(2000, genre=False)
+    job = AsyncManager().launch(recalculate_prices, lock=Book.objects.filter(pk__in=ids))
+    wait_for(lambda: job.progress()["done"] >= 100)
+    assert job.cancel() is True
+    job.wait(30)
+    assert job.status == "cancelled" and reservation_count() == 0
+    changed = sum(1 for b in Book.objects.filter(pk__in=ids).select_related("author")
+                  if b.price == price_for(b))
+    assert changed == job.done < 2000  # chunked: the committed chunks stay
+
+
+@pytest.mark.django_db
+def test_launch_is_refused_whole_on_overlap_and_checks_its_arguments(settings):
+    settings.PGBULK = {"ASYNC_ENABLED": True, "QUEUE": "held"}
+    ids = make_books(40)
+    blocker = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:30]), {"price": 2})
+    jobs = Job.objects.count()
+    with pytest.raises(pgbulk.ConflictError):
+        AsyncManager().launch(recalculate_prices, lock=(Book, ids[25:]))
+    assert Job.objects.count() == jobs
+    assert Reservation.objects.exclude(job=blocker).count() == 0
+    with pytest.raises(ValueError, match="JSON"):
+        AsyncManager().launch(recalculate_prices, pause=object(), lock=(Book, ids[30:]))
+    with pytest.raises(TypeError, match="not a job task"):
+        AsyncManager().launch(print, lock=(Book, ids[30:]))
+    with pytest.raises(TypeError):
+        AsyncManager().launch("no.such.task")
+    by_name = AsyncManager().launch("testproject.library.tasks.recalculate_prices",
+                                    lock=(Book, ids[30:]))
+    assert by_name.total == 10 and by_name.status == "queued"
+
+
+@pytest.mark.django_db
+def test_a_task_runs_here_when_async_is_off_and_fires_the_same_events(settings,
+                                                                      django_capture_on_commit_callbacks):
+    settings.PGBULK = {"ASYNC_ENABLED": False}
+    ids = make_books(5)
+    seen = []
+
+    def listener(sender, job, event, **kwargs):
+        seen.append(event)
+
+    signals.job_event.connect(listener)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            job = AsyncManager().launch(recalculate_prices, pause=0, lock=(Book, ids))
+    finally:
+        signals.job_event.disconnect(listener)
+    assert (job.run_mode, job.status, job.done) == ("sync", "succeeded", 5)
+    assert seen[0] == "create" and seen[-1] == "complete" and "progress" in seen
+
+
+@pytest.mark.django_db
+def test_the_list_view_offers_the_task_and_the_dashboard_shows_it(client, settings):
+    settings.PGBULK = {"ASYNC_ENABLED": True, "QUEUE": "held"}
+    ids = make_books(30)
+    user = User.objects.create_user("editor")
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["change_book"]))
+    client.force_login(user)
+    assert b'data-task="recalculate"' in client.get("/").content
+    response = client.post("/", {"bulk_action": "task", "bulk_task": "recalculate",
+                                 "pks": ids[:25]}, headers={"HX-Request": "true"})
+    assert response.status_code == 200 and b"/progress/" in response.content
+    job = Job.objects.get()
+    assert (job.kind, job.total, job.user) == ("task", 25, user)
+    assert client.post("/", {"bulk_action": "task", "bulk_task": "nope",
+                             "pks": ids}).status_code == 400
+    data = client.get(f"/pgbulk/jobs/{job.id}/progress/",
+                      headers={"Accept": "application/json"}).json()
+    assert data["status"] == "queued" and data["total"] == 25
+    assert str(job.id)[:8] in client.get("/pgbulk/jobs/").content.decode()
