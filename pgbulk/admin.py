@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.http import HttpRequest
@@ -31,7 +33,13 @@ class JobAdmin(admin.ModelAdmin):
         return False
 
 
-class BulkEditAdminMixin:
+if TYPE_CHECKING:
+    _AdminBase = admin.ModelAdmin
+else:
+    _AdminBase = object
+
+
+class BulkEditAdminMixin(_AdminBase):
     """Adds "Bulk edit selected ..." to a ModelAdmin's actions (async with progress)."""
 
     bulk_fields: list[str] = []

@@ -114,7 +114,7 @@ def chunks(job: Job, using: str) -> Iterator[list[tuple[int, str]]]:
         last = rows[-1][0]
 
 
-EVENT_OF = {Status.SUCCEEDED: "complete", Status.FAILED: "fail", Status.CANCELLED: "cancel"}
+EVENT_OF: dict[str, str] = {Status.SUCCEEDED: "complete", Status.FAILED: "fail", Status.CANCELLED: "cancel"}
 
 
 def finish(job: Job, status: str, message: str, *, using: str) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 from django import forms
 from django.db.models import Model
 
+from pgbulk.values import model_field
+
 M2M_CHOICES = [("add", "Add"), ("remove", "Remove"), ("set", "Replace with")]
 
 
@@ -18,7 +20,7 @@ class BulkEditForm(forms.Form):
         self.model = model
         self.field_names = list(field_names)
         for name in self.field_names:
-            field = model._meta.get_field(name)
+            field = model_field(model, name)
             self.fields[f"change_{name}"] = forms.BooleanField(
                 required=False, label=f"Change {field.verbose_name}")
             if field.many_to_many:
@@ -43,7 +45,7 @@ class BulkEditForm(forms.Form):
         ]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         if not any(cleaned.get(f"change_{name}") for name in self.field_names):
             raise forms.ValidationError("Tick at least one field to change.")
         return cleaned

@@ -14,6 +14,7 @@ from django.db.models import Model, QuerySet
 
 from pgbulk.exceptions import ConflictError
 from pgbulk.sqlfiles import query
+from pgbulk.values import model_field
 
 UNIQUE_RECORD = "pgbulk_reservation_record_uniq"
 
@@ -81,7 +82,7 @@ def conflict_report(job_id: Any, queryset: QuerySet, *, using: str = "default") 
     """The other jobs holding records of ``queryset``: ``[{job_id, user, count}]``."""
     user_model = get_user_model()
     user_table = user_model._meta.db_table
-    username_col = user_model._meta.get_field(user_model.USERNAME_FIELD).column
+    username_col = model_field(user_model, user_model.USERNAME_FIELD).column
     sel_sql, sel_params = selection_sql(queryset)
     sql = (
         query("conflict_report")

@@ -48,7 +48,7 @@ class AsyncManager:
         from pgbulk.job_tasks import REGISTRY
 
         spec = REGISTRY.get(task) if isinstance(task, str) else task
-        if getattr(spec, "name", None) not in REGISTRY:
+        if spec is None or getattr(spec, "name", None) not in REGISTRY:
             raise TypeError(f"{task!r} is not a job task (decorate it with @pgbulk.job_task)")
         params = {"args": list(args), "kwargs": kwargs,
                   "manager": f"{type(self).__module__}.{type(self).__qualname__}"}

@@ -14,6 +14,7 @@ from django.db.models.expressions import RawSQL
 from pgbulk import values as values_mod
 from pgbulk.exceptions import PgbulkError
 from pgbulk.sqlfiles import query
+from pgbulk.values import model_field
 
 if TYPE_CHECKING:
     from pgbulk.models import Job
@@ -59,9 +60,9 @@ class Operation:
 
     def chunk_queryset(self, rows: list[tuple[int, str]]) -> QuerySet:
         """The records of a chunk, selected through the lock table (no long IN lists)."""
-        pk = self.model._meta.pk
+        pk: Any = self.model._meta.pk
         key_type = (pk.target_field if pk.is_relation else pk).rel_db_type(
-            connections[self.using])
+            connections[self.using]) or "text"
         sql = query("chunk_keys").replace("{key_type}", key_type)
         subquery = RawSQL(sql, [str(self.job.id), rows[0][0], rows[-1][0]])
         return self.model._base_manager.using(self.using).filter(pk__in=subquery)
@@ -111,7 +112,7 @@ class UpdateOperation(Operation):
     def __init__(self, job: Job, using: str) -> None:
         super().__init__(job, using)
         self.simple, self.m2m = values_mod.split(self.model, job.params["values"])
-        self.update_fields = [self.model._meta.get_field(n).name for n in job.params["values"]
+        self.update_fields = [model_field(self.model, n).name for n in job.params["values"]
                               if n not in self.m2m]
         self.strategy = job.params.get("strategy", "save")
 
@@ -156,7 +157,7 @@ class UpdateOperation(Operation):
             self.change_m2m_set_based(name, change, pks)
 
     def change_m2m_set_based(self, name: str, change: dict, pks: list[Any]) -> None:
-        field = self.model._meta.get_field(name)
+        field = model_field(self.model, name)
         through = field.remote_field.through
         source, target = field.m2m_field_name(), field.m2m_reverse_field_name()
         (operation, raw), = change.items()
@@ -185,7 +186,7 @@ class UpdateOperation(Operation):
             record.save(update_fields=self.update_fields)
         for name, change in self.m2m.items():
             (operation, raw), = change.items()
-            field = self.model._meta.get_field(name)
+            field = model_field(self.model, name)
             keys = [values_mod.to_key(field.related_model, k) for k in raw]
             manager = getattr(record, name)
             if operation == "set":

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Field, Model
+from django.db.models import Model
 
 from pgbulk.exceptions import BulkValidationError
 
@@ -35,9 +35,14 @@ def clean_values(
     return json.loads(json.dumps(cleaned, cls=DjangoJSONEncoder))
 
 
-def editable_field(model: type[Model], name: str, allowed: set[str] | None) -> Field:
+def model_field(model: type[Model], name: str) -> Any:
+    """A model field by name (typed loosely: Django fields are dynamic)."""
+    return model._meta.get_field(name)
+
+
+def editable_field(model: type[Model], name: str, allowed: set[str] | None) -> Any:
     try:
-        field = model._meta.get_field(name)
+        field = model_field(model, name)
     except (FieldDoesNotExist, TypeError):
         raise ValidationError(f"Unknown field {name!r}.") from None
     if allowed is not None and name not in allowed:
@@ -52,7 +57,7 @@ def editable_field(model: type[Model], name: str, allowed: set[str] | None) -> F
     return field
 
 
-def clean_one(field: Field, value: Any) -> Any:
+def clean_one(field: Any, value: Any) -> Any:
     if field.many_to_many:
         return clean_m2m(field, value)
     if field.many_to_one or field.one_to_one:
@@ -62,7 +67,7 @@ def clean_one(field: Field, value: Any) -> Any:
     return field.clean(value, None)
 
 
-def clean_fk(field: Field, value: Any) -> Any:
+def clean_fk(field: Any, value: Any) -> Any:
     if value is None or value == "":
         if not field.null:
             raise ValidationError("This field cannot be empty.")
@@ -75,7 +80,7 @@ def clean_fk(field: Field, value: Any) -> Any:
     return key
 
 
-def clean_m2m(field: Field, value: Any) -> dict[str, list[Any]]:
+def clean_m2m(field: Any, value: Any) -> dict[str, list[Any]]:
     if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in M2M_OPERATIONS:
         raise ValidationError('Give exactly one of {"add": [...]}, {"remove": [...]}, {"set": [...]}.')
     operation, items = next(iter(value.items()))
@@ -93,7 +98,7 @@ def clean_m2m(field: Field, value: Any) -> dict[str, list[Any]]:
     return {operation: keys}
 
 
-def to_key(model: type[Model], raw: Any) -> Any:
+def to_key(model: Any, raw: Any) -> Any:
     """A primary key value of ``model`` from user input; ValidationError if malformed."""
     try:
         return model._meta.pk.to_python(raw)
@@ -106,7 +111,7 @@ def split(model: type[Model], cleaned: dict[str, Any]) -> tuple[dict[str, Any], 
     simple: dict[str, Any] = {}
     m2m: dict[str, dict] = {}
     for name, raw in cleaned.items():
-        field = model._meta.get_field(name)
+        field = model_field(model, name)
         if field.many_to_many:
             m2m[name] = raw
         elif field.is_relation:

@@ -7,7 +7,7 @@ edits only what the view shows): explicit ``pks`` from the page, or
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
@@ -27,7 +27,13 @@ class SelectionError(Exception):
     """The posted selection cannot be used; the message says why."""
 
 
-class BulkEditMixin:
+if TYPE_CHECKING:
+    from django.views.generic.list import MultipleObjectMixin as _ListViewBase
+else:
+    _ListViewBase = object
+
+
+class BulkEditMixin(_ListViewBase):
     bulk_fields: list[str] = []
     bulk_delete: bool = False
     bulk_async: bool = True

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from pgbulk.conf import DEFAULTS as PGBULK_DEFAULTS
+
 BASE_DIR = Path(__file__).resolve().parent
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "pgbulk-sample-project-not-secret")
 DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
@@ -68,17 +70,31 @@ TEMPLATES = [
         },
     }
 ]
-WSGI_APPLICATION = None
+WSGI_APPLICATION = "testproject.wsgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
+STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT", str(BASE_DIR.parent / "artifacts" / "static"))
+# The sample project can serve collected static files itself (docker/); a real
+# deployment puts them behind a web server or CDN.
+SERVE_STATIC = os.environ.get("DJANGO_SERVE_STATIC", "0") == "1"
 LOGIN_URL = "/admin/login/"
 
+def env_value(raw: str, default):
+    """An environment string read as the type of the setting's default."""
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    return type(default)(raw)
+
+
+# Every PGBULK knob can be set from the environment as PGBULK_<NAME>.
 PGBULK = {
-    "ASYNC_ENABLED": os.environ.get("PGBULK_ASYNC_ENABLED", "1") == "1",
-    "CHUNK_SIZE": int(os.environ.get("PGBULK_CHUNK_SIZE", "1000")),
+    name: env_value(os.environ[f"PGBULK_{name}"], default)
+    for name, default in PGBULK_DEFAULTS.items()
+    if f"PGBULK_{name}" in os.environ
 }
+PGBULK.setdefault("ASYNC_ENABLED", True)
 
 LOGGING = {
     "version": 1,
