@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 
 from pgbulk import locks
@@ -49,6 +49,11 @@ def run(job_id: Any, *, should_abort: ShouldAbort = None, using: str = "default"
         except JobCancelled:
             finish(job, Status.CANCELLED, f"Cancelled after {job.done} of {job.total} records.",
                    using=using)
+        except (OperationalError, InterfaceError):
+            # The database went away: nothing can be recorded now. The liveness
+            # lock went with the session, so the sweep resumes or fails the job.
+            logger.exception("pgbulk: job %s lost its database connection", job.id)
+            raise
         except RecordFailed as error:
             logger.warning("pgbulk: job %s failed: %s", job.id, error)
             finish(job, Status.FAILED, failure_message(job, error), using=using)

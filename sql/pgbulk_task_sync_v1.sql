@@ -1,7 +1,8 @@
 -- migrate:up
 -- pgbulk_on_task_end: when a Procrastinate job ends (or is deleted) while its
--- pgbulk job is still queued or running and nobody holds the job's liveness
--- lock, the pgbulk job can never finish: end it and release its reservations.
+-- pgbulk job is still queued, or running atomically, and nobody holds the
+-- job's liveness lock, the pgbulk job can never finish: end it and release its
+-- reservations. A running chunked job is left to the sweep, which resumes it.
 -- Tiny, and never raises (it runs inside Procrastinate's own statements).
 CREATE OR REPLACE FUNCTION pgbulk_on_task_end() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -16,7 +17,9 @@ BEGIN
                           THEN 'cancelled' ELSE 'failed' END,
             finished_at = now(),
             message = 'Its task ended (' || task_status || ') without finishing the job.'
-        WHERE procrastinate_job_id = task_id AND status IN ('queued', 'running')
+        WHERE procrastinate_job_id = task_id
+          AND (status = 'queued' OR (status = 'running'
+               AND coalesce((params->>'atomic')::boolean, true)))
           AND NOT pgbulk_job_lock_held(id)
         RETURNING id INTO ended;
         IF ended IS NOT NULL THEN

@@ -12,6 +12,6 @@ class Migration(migrations.Migration):
     operations = [
         RunSQLFile("pgbulk_liveness_v1.sql", checksum="03e6bea1017425ca"),
         RunSQLFile("pgbulk_sweep_v1.sql", checksum="e5eff4ec1bb5b05c"),
-        RunSQLFile("pgbulk_task_sync_v1.sql", checksum="1add05d7396ad8a3"),
+        RunSQLFile("pgbulk_task_sync_v1.sql", checksum="5664936f8be8841a"),
         RunSQLFile("pgbulk_monitoring_v1.sql", checksum="6cd203b7a94fbab5"),
     ]
