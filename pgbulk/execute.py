@@ -47,8 +47,9 @@ def run(job_id: Any, *, should_abort: ShouldAbort = None, using: str = "default"
         try:
             run_body(handle)
         except JobCancelled:
-            finish(job, Status.CANCELLED, f"Cancelled after {job.done} of {job.total} records.",
-                   using=using)
+            message = ("Cancelled; all its changes were rolled back." if handle.atomic
+                       else f"Cancelled after {job.done} of {job.total} records.")
+            finish(job, Status.CANCELLED, message, using=using)
         except (OperationalError, InterfaceError):
             # The database went away: nothing can be recorded now. The liveness
             # lock went with the session, so the sweep resumes or fails the job.

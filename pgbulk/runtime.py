@@ -94,10 +94,6 @@ def activate(runtime: JobRuntime) -> Iterator[JobRuntime]:
         runtime.close()
 
 
-def current_runtime() -> JobRuntime | None:
-    return _current.get()
-
-
 def current_job() -> Job | None:
     """The pgbulk job running in this context, or None."""
     runtime = _current.get()

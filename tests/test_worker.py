@@ -80,7 +80,7 @@ def test_cancel_a_running_atomic_job_rolls_everything_back(worker):
     assert job.cancel() is True
     job.wait(30)
     assert job.status == "cancelled"
-    assert job.done == 0
+    assert job.done == 0 and "rolled back" in job.message
     assert not Book.objects.filter(pk__in=ids, price=12).exists()
     assert reservation_count() == 0
 

@@ -22,11 +22,11 @@ SELECT 'Book ' || i,
        'ISBN-' || lpad(i::text, 10, '0'),
        (ARRAY['draft', 'published', 'archived'])[1 + i %% 3],
        round((5 + (i * 7919) %% 4500 / 100.0)::numeric, 2),
-       DATE '1950-01-01' + (i * 37) %% 27000,
+       DATE '1950-01-01' + ((i * 37) %% 27000)::int,
        i %% 3 <> 2 AND i %% 5 <> 0,
        (SELECT min(id) FROM library_author) + i %% %(authors)s,
        0
-FROM generate_series(%(first)s, %(last)s) AS i
+FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS i
 ON CONFLICT (isbn) DO NOTHING
 """
 
