@@ -69,15 +69,24 @@ def open_edit_form(page) -> None:
     page.wait_for_selector("#pgbulk-modal[open] .pgbulk-form")
 
 
+def submit_edit(page, field: str, value: str) -> None:
+    """In the open bulk form: tick ``field``, give it ``value`` (input or select), apply."""
+    page.check(f"#pgbulk-modal input[name=change_{field}]")
+    widget = page.locator(f"#pgbulk-modal [name={field}]")
+    if widget.evaluate("el => el.tagName") == "SELECT":
+        widget.select_option(value)
+    else:
+        widget.fill(value)
+    page.click("#pgbulk-modal button[type=submit]")
+
+
 def test_select_all_matching_edit_with_live_progress(page, worker):
     make_books(300)
     open_edit_form(page)
     assert page.inner_text("#pgbulk-selected-count") == "300"
     assert "Edit 300 records" in page.inner_text("#pgbulk-modal")
-    page.check("#pgbulk-modal input[name=change_price]")
-    page.fill("#pgbulk-modal input[name=price]", "42.00")
     shot(page, "1-bulk-form")
-    page.click("#pgbulk-modal button[type=submit]")
+    submit_edit(page, "price", "42.00")
     page.wait_for_selector("#pgbulk-modal .pgbulk-progress")
     page.wait_for_selector(".pgbulk-progress[data-status=succeeded]")
     shot(page, "2-progress-done")
@@ -94,9 +103,7 @@ def test_conflict_names_the_blocking_job(page, settings):
     alice = User.objects.create_user("alice")
     blocker = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:30]), {"price": 1}, user=alice)
     open_edit_form(page)
-    page.check("#pgbulk-modal input[name=change_price]")
-    page.fill("#pgbulk-modal input[name=price]", "5")
-    page.click("#pgbulk-modal button[type=submit]")
+    submit_edit(page, "price", "5")
     page.wait_for_selector(".pgbulk-conflict")
     shot(page, "4-conflict")
     text = page.inner_text(".pgbulk-conflict")
@@ -110,9 +117,7 @@ def test_a_failing_job_shows_failed_with_per_record_errors(page, worker):
     ids = make_books(40, in_print=True)
     Book.objects.filter(pk__in=ids[:35]).update(in_print=False)
     open_edit_form(page)
-    page.check("#pgbulk-modal input[name=change_status]")
-    page.select_option("#pgbulk-modal select[name=status]", "archived")
-    page.click("#pgbulk-modal button[type=submit]")
+    submit_edit(page, "status", "archived")
     page.wait_for_selector(".pgbulk-progress[data-status=failed]")
     shot(page, "5-failed")
     text = page.inner_text(".pgbulk-progress")
@@ -124,9 +129,7 @@ def test_a_failing_job_shows_failed_with_per_record_errors(page, worker):
 def test_cancel_from_the_progress_modal(page, worker):
     make_books(1500)
     open_edit_form(page)
-    page.check("#pgbulk-modal input[name=change_price]")
-    page.fill("#pgbulk-modal input[name=price]", "9")
-    page.click("#pgbulk-modal button[type=submit]")
+    submit_edit(page, "price", "9")
     page.wait_for_selector(".pgbulk-progress[data-status=running]")
     page.click(".pgbulk-cancel")
     page.wait_for_selector(".pgbulk-progress[data-status=cancelled]")
