@@ -15,7 +15,7 @@ from typing import Any
 from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 
-from pgbulk import locks
+from pgbulk import locks, progress
 from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import JobCancelled
 from pgbulk.job_tasks import REGISTRY, JobHandle
@@ -135,9 +135,7 @@ def finish(job: Job, status: str, message: str, *, using: str) -> None:
             done=job.done, failed_count=job.failed_count, errors=job.errors,
         )
         locks.release_job(job.id, using=using)
-        with connections[using].cursor() as cursor:
-            cursor.execute(query("final_progress"),
-                           [str(job.id), job.total, job.done, job.failed_count, message])
+        progress.write_final(job, message, using=using)
         if updated:
             job.refresh_from_db()
             emit(job, EVENT_OF[status], using=using)

@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from pgbulk import progress
 from pgbulk.conf import pgbulk_settings
 from pgbulk.models import Job, Progress, Status
 
@@ -44,7 +45,7 @@ def job_progress(request: HttpRequest, job_id) -> HttpResponse:
 
 def render_progress(request: HttpRequest, job: Job) -> HttpResponse:
     """The progress fragment (HTMX: 286 once terminal) or JSON."""
-    data = job.progress()
+    data = progress.snapshot(job)  # the job was just read
     if wants_json(request):
         return JsonResponse(data)
     errors = Paginator(job.errors, 20).get_page(request.GET.get("errors_page"))
@@ -61,7 +62,7 @@ def job_cancel(request: HttpRequest, job_id) -> HttpResponse:
     job = get_job(request, job_id)
     job.cancel()
     if wants_json(request):
-        return JsonResponse(job.progress())
+        return JsonResponse(progress.snapshot(job))
     if request.headers.get("HX-Request"):
         return render_progress(request, job)
     return redirect("pgbulk:job-detail", job_id=job.id)
@@ -95,4 +96,4 @@ def job_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def job_detail(request: HttpRequest, job_id) -> HttpResponse:
     job = get_job(request, job_id)
-    return render(request, "pgbulk/job_detail.html", {"job": job, "p": job.progress()})
+    return render(request, "pgbulk/job_detail.html", {"job": job, "p": progress.snapshot(job)})

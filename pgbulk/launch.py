@@ -115,9 +115,10 @@ def run_mode(run: str, total: int, min_async_records: int) -> str:
 
 def defer(task_name: str, job: Job) -> int:
     """Queue the task in the current transaction (Procrastinate's Django connector)."""
-    from pgbulk import tasks
+    import pgbulk.tasks  # noqa: F401  (registers the bulk tasks)
+    from pgbulk.job_tasks import REGISTRY
 
-    task = tasks.by_name(task_name).procrastinate_task
+    task = REGISTRY[task_name].procrastinate_task
     return task.configure(queue=pgbulk_settings.QUEUE).defer(job_id=str(job.id))
 
 

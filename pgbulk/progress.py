@@ -21,6 +21,14 @@ def write(job: Job, done: int, failed: int, message: str = "", *, using: str) ->
         )
 
 
+def write_final(job: Job, message: str, *, using: str) -> None:
+    """Record a finished job's exact figures (an atomic job that rolled back goes to 0)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            query("final_progress"), [str(job.id), job.total, job.done, job.failed_count, message]
+        )
+
+
 def snapshot(job: Job) -> dict[str, Any]:
     """Status and progress of a job as a plain dict (what the progress endpoint serves)."""
     from pgbulk.models import Progress

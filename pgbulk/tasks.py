@@ -7,7 +7,7 @@ from procrastinate.contrib.django import app
 
 from pgbulk import sweep as sweep_module
 from pgbulk.conf import pgbulk_settings
-from pgbulk.job_tasks import REGISTRY, JobHandle, JobTask, job_task
+from pgbulk.job_tasks import JobHandle, job_task
 from pgbulk.strategies import RecordFailed, operation_for
 
 
@@ -56,6 +56,3 @@ def sweep(timestamp: int) -> None:
     finally:
         close_old_connections()
 
-
-def by_name(name: str) -> JobTask:
-    return REGISTRY[name]

@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.utils.module_loading import import_string
 
 import pgbulk
+from pgbulk import progress
 from pgbulk.conf import pgbulk_settings
 from pgbulk.forms import BulkEditForm
 from pgbulk.models import Job
@@ -129,7 +130,7 @@ class BulkEditMixin(_ListViewBase):
             for field, messages in invalid.errors.items():
                 form.add_error(None if field not in form.fields else field, messages)
             return self.bulk_render("pgbulk/bulk_form.html", {"form": form, "count": count}, 422)
-        response = self.bulk_render("pgbulk/bulk_started.html", {"job": job, "p": job.progress()})
+        response = self.bulk_render("pgbulk/bulk_started.html", {"job": job, "p": progress.snapshot(job)})
         if job.is_terminal:
             response["HX-Trigger"] = "pgbulk-done"
         return response
