@@ -14,6 +14,7 @@ Bulk update and bulk delete are two such tasks (pgbulk/tasks.py).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,10 @@ class JobTask:
 
 
 REGISTRY: dict[str, JobTask] = {}
+
+# Seconds between two progress writes, and between two cancel checks: often
+# enough for a progress bar, rare enough to cost nothing on fast chunks.
+TICK = 0.2
 
 
 def run_in_worker(context, job_id: str) -> None:
@@ -100,6 +105,7 @@ class JobHandle:
         self.should_abort = should_abort
         self.atomic = bool(job.params.get("atomic", True))
         self.message = ""
+        self._last_write = self._last_check = float("-inf")
 
     @property
     def using(self) -> str:
@@ -118,6 +124,8 @@ class JobHandle:
             self.set_total(total)
         self.job.done = max(self.job.done, int(done))
         self.message = message or self.message
+        if not self._due("_last_write") and not message and self.job.done < self.job.total:
+            return  # written at most every TICK seconds (the final state always is)
         # Atomic: through the side connection, visible while the data transaction
         # is open. Chunked: in the chunk's transaction, committed with its work.
         using = self.runtime.side if self.atomic else self.using
@@ -139,10 +147,22 @@ class JobHandle:
     def should_stop(self) -> bool:
         return self.runtime.cancel_requested() or bool(self.should_abort and self.should_abort())
 
-    def check_stop(self) -> None:
-        """Raise JobCancelled if somebody asked the job to stop."""
-        if self.should_stop():
+    def check_stop(self, *, now: bool = True) -> None:
+        """Raise JobCancelled if somebody asked the job to stop.
+
+        ``now=False`` (between chunks) asks the database at most every TICK seconds.
+        """
+        aborted = bool(self.should_abort and self.should_abort())  # in memory: cheap
+        if aborted or ((now or self._due("_last_check")) and self.runtime.cancel_requested()):
             raise JobCancelled()
+
+    def _due(self, last: str) -> bool:
+        """True (and restart the clock) if TICK seconds passed since ``last``."""
+        clock = time.monotonic()
+        if clock - getattr(self, last) < TICK:
+            return False
+        setattr(self, last, clock)
+        return True
 
     # --- records ---------------------------------------------------------------------------
 
@@ -155,7 +175,7 @@ class JobHandle:
         from pgbulk.execute import chunks
 
         for rows in chunks(self.job, self.using):
-            self.check_stop()
+            self.check_stop(now=False)
             if self.atomic:
                 yield rows
                 continue

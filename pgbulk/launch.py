@@ -14,6 +14,7 @@ from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import BulkValidationError
 from pgbulk.models import Job, Status
 from pgbulk.signals import emit
+from pgbulk.strategies import related_loading
 from pgbulk.values import clean_values
 
 RUN_MODES = ("auto", "async", "sync")
@@ -42,7 +43,8 @@ def bulk_update(
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
     cleaned = clean_values(queryset.model, values, fields)
-    params = {"values": cleaned, "strategy": strategy, "manager": manager}
+    params = {"values": cleaned, "strategy": strategy, "manager": manager,
+              "loading": related_loading(queryset)}
     return launch("update", "pgbulk.tasks.bulk_update_task", queryset, params, user=user,
                   run=run, atomic=atomic, conflict_checking=conflict_checking,
                   min_async_records=min_async_records)

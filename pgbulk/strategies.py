@@ -108,6 +108,17 @@ class Operation:
         return done, errors
 
 
+def related_loading(queryset: QuerySet) -> dict[str, Any]:
+    """The selection's ``select_related`` and (string) ``prefetch_related`` lookups,
+    stored with the job so the save strategy loads each chunk the same way."""
+    select = queryset.query.select_related
+    lookups = getattr(queryset, "_prefetch_related_lookups", ())
+    return {
+        "select_related": select if isinstance(select, dict) else bool(select),
+        "prefetch_related": [lookup for lookup in lookups if isinstance(lookup, str)],
+    }
+
+
 class UpdateOperation(Operation):
     def __init__(self, job: Job, using: str) -> None:
         super().__init__(job, using)
@@ -115,28 +126,42 @@ class UpdateOperation(Operation):
         self.update_fields = [model_field(self.model, n).name for n in job.params["values"]
                               if n not in self.m2m]
         self.strategy = job.params.get("strategy", "save")
+        self.loading = job.params.get("loading") or {}
 
     def apply(self, rows, *, per_record):
         chunk = self.chunk_queryset(rows)
         if self.strategy == "queryset":
             return self.apply_set_based(rows, chunk, per_record)
-        records = list(chunk.select_for_update(**self.lock_kwargs).order_by("pk"))
+        records = list(self.locked_with_related(chunk))
         errors = self.missing(rows, {r.pk for r in records})
         done, errs = self.each(records, self.save_one, per_record)
         return done, errors + errs
 
+    def locked_with_related(self, chunk: QuerySet) -> QuerySet:
+        """The chunk's records row-locked, loaded with the selection's related lookups.
+
+        Only the records' own rows are locked, never the select_related ones
+        (multi-table inheritance needs its parents locked: no select_related then).
+        """
+        chunk = chunk.prefetch_related(*self.loading.get("prefetch_related", []))
+        select = self.loading.get("select_related")
+        if not select or self.model._meta.parents:
+            return chunk.select_for_update(**self.lock_kwargs).order_by("pk")
+        chunk = chunk.select_related(*([] if select is True else related_paths(select)))
+        return chunk.select_for_update(**self.lock_kwargs, of=("self",)).order_by("pk")
+
     def apply_set_based(self, rows, chunk: QuerySet, per_record: bool) -> tuple[int, list[dict]]:
-        # Lock the chunk's rows in key order and update them in one statement.
-        locked = chunk.select_for_update(**self.lock_kwargs).order_by("pk").values("pk")
+        # Plain fields: one UPDATE, which takes the rows' FOR NO KEY UPDATE locks
+        # itself. With M2M changes: lock the rows in key order first.
         try:
             with transaction.atomic(using=self.using):
                 if self.m2m or not self.simple:
-                    pks = [row["pk"] for row in locked]
+                    locked = chunk.select_for_update(**self.lock_kwargs).order_by("pk")
+                    pks = list(locked.values_list("pk", flat=True))
                     self.set_based(self.queryset(pks), pks)
                     changed = len(pks)
                 else:
-                    changed = self.model._base_manager.using(self.using).filter(
-                        pk__in=locked).update(**self.simple)
+                    changed = chunk.update(**self.simple)
             if changed == len(rows):
                 return changed, []
             present = set(chunk.values_list("pk", flat=True))
@@ -193,6 +218,15 @@ class UpdateOperation(Operation):
                 manager.set(keys)
             else:
                 getattr(manager, operation)(*keys)
+
+
+def related_paths(tree: dict[str, dict], prefix: str = "") -> list[str]:
+    """``{"author": {"agent": {}}}`` -> ``["author__agent"]`` (the leaves of the tree)."""
+    paths = []
+    for name, below in tree.items():
+        path = f"{prefix}{name}"
+        paths.extend(related_paths(below, f"{path}__") if below else [path])
+    return paths
 
 
 class DeleteOperation(Operation):

@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime
 import uuid
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
+from django.db.models import Prefetch
+from django.test.utils import CaptureQueriesContext
 
 import pgbulk
 from pgbulk import signals
@@ -130,6 +133,32 @@ def test_save_strategy_runs_full_clean_and_signals_queryset_does_not():
                        strategy="queryset")
     assert set(Book.objects.filter(pk__in=ids).values_list("revision", "price")) == {
         (1, Decimal(4))}
+
+
+def test_save_strategy_loads_chunks_with_the_selections_related_lookups(settings):
+    settings.PGBULK = {"CHUNK_SIZE": 10}
+    ids = make_books(30)
+    selection = (Book.objects.select_related("author").filter(pk__in=ids)
+                 .prefetch_related("genres", Prefetch("author__books")))
+    spy = mock.patch("pgbulk.register_descendant_conflicts",
+                     wraps=pgbulk.register_descendant_conflicts)
+    with CaptureQueriesContext(connection) as captured, spy as register:
+        job = pgbulk.bulk_update(selection, {"price": 5}, run="sync")
+    assert job.status == "succeeded", job.message
+    assert job.params["loading"] == {"select_related": {"author": {}},
+                                     "prefetch_related": ["genres"]}  # Prefetch() not kept
+    sql = [q["sql"] for q in captured.captured_queries]
+    # One genre query per chunk (the prefetch), none per book saved by Book.save();
+    # the author came with each chunk's books, and only the books are row-locked.
+    genre_reads = [q for q in sql if q.startswith("SELECT") and 'FROM "library_genre"' in q]
+    assert len(genre_reads) == 3 and all("_prefetch_related_val" in q for q in genre_reads)
+    assert sum("library_author" in q and "FOR NO KEY UPDATE" in q for q in sql) == 3
+    assert all(q.endswith('FOR NO KEY UPDATE OF "library_book"') for q in sql
+               if "FOR NO KEY UPDATE" in q)
+    # The nested work still ran, from the prefetched genres.
+    crime = Genre.objects.get(name="Crime")
+    assert register.call_count == 30 and register.call_args.args == (Genre, [crime.pk])
+    assert Book.objects.filter(pk__in=ids, price=5, revision=1).count() == 30
 
 
 def test_sync_atomic_failure_changes_nothing_and_names_the_record():

@@ -70,7 +70,7 @@ class Book(models.Model):
         if pgbulk.skip_nested_async():
             # Inside a running job: do the nested work inline and bring this
             # book's genres under the job's locks instead of launching a job.
-            genre_ids = list(self.genres.values_list("pk", flat=True))
+            genre_ids = [genre.pk for genre in self.genres.all()]  # prefetched by the job
             if genre_ids:
                 pgbulk.register_descendant_conflicts(Genre, genre_ids)
 
