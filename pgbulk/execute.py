@@ -106,10 +106,11 @@ def claim(job: Job, using: str) -> bool:
     return claimed
 
 
-def chunks(job: Job, using: str) -> Iterator[list[tuple[int, str]]]:
-    """Successive chunks of ``(seq, object_pk)`` of the job's remaining target records."""
+def chunks(job: Job, using: str, size: int | None = None) -> Iterator[list[tuple[int, str]]]:
+    """Successive chunks of ``(seq, object_pk)`` of the job's remaining target records
+    (``size`` rows each, CHUNK_SIZE by default)."""
     last = 0
-    size = max(int(pgbulk_settings.CHUNK_SIZE), 1)
+    size = max(int(size or pgbulk_settings.CHUNK_SIZE), 1)
     while True:
         with connections[using].cursor() as cursor:
             cursor.execute(query("next_chunk"), [str(job.id), last, size])

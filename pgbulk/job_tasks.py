@@ -166,15 +166,16 @@ class JobHandle:
 
     # --- records ---------------------------------------------------------------------------
 
-    def chunk_rows(self) -> Iterator[list[tuple[int, str]]]:
-        """Chunks of ``(seq, object_pk)`` of the reserved target records not done yet.
+    def chunk_rows(self, size: int | None = None) -> Iterator[list[tuple[int, str]]]:
+        """Chunks of ``(seq, object_pk)`` of the reserved target records not done yet
+        (``size`` rows each, CHUNK_SIZE by default).
 
         Chunked jobs: each chunk's work commits in one transaction with the
         release of its records and the job's progress, so a re-run resumes.
         """
         from pgbulk.execute import chunks
 
-        for rows in chunks(self.job, self.using):
+        for rows in chunks(self.job, self.using, size):
             self.check_stop(now=False)
             if self.atomic:
                 yield rows
@@ -189,12 +190,12 @@ class JobHandle:
                     errors=self.job.errors,
                 )
 
-    def chunks(self) -> Iterator[list[Any]]:
+    def chunks(self, size: int | None = None) -> Iterator[list[Any]]:
         """Chunks of primary keys of the reserved records (of the job's model)."""
         from django.apps import apps
 
         to_python = apps.get_model(self.job.model)._meta.pk.to_python
-        for rows in self.chunk_rows():
+        for rows in self.chunk_rows(size):
             yield [to_python(object_pk) for _seq, object_pk in rows]
 
     def register(self, model: type[Model], pks) -> int:

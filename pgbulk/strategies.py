@@ -12,6 +12,7 @@ from django.db.models import Model, ProtectedError, QuerySet, RestrictedError
 from django.db.models.expressions import RawSQL
 
 from pgbulk import values as values_mod
+from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import PgbulkError
 from pgbulk.sqlfiles import query
 from pgbulk.values import model_field
@@ -54,6 +55,10 @@ class Operation:
         self.job = job
         self.using = using
         self.model: type[Model] = apps.get_model(job.model)
+
+    @property
+    def chunk_size(self) -> int:
+        return int(pgbulk_settings.CHUNK_SIZE)
 
     def queryset(self, keys: list[Any]) -> QuerySet:
         return self.model._base_manager.using(self.using).filter(pk__in=keys)
@@ -127,6 +132,12 @@ class UpdateOperation(Operation):
                               if n not in self.m2m]
         self.strategy = job.params.get("strategy", "save")
         self.loading = job.params.get("loading") or {}
+
+    @property
+    def chunk_size(self) -> int:
+        if self.strategy == "queryset":
+            return int(pgbulk_settings.QUERYSET_CHUNK_SIZE)
+        return int(pgbulk_settings.CHUNK_SIZE)
 
     def apply(self, rows, *, per_record):
         chunk = self.chunk_queryset(rows)

@@ -14,7 +14,7 @@ from pgbulk.strategies import RecordFailed, operation_for
 def apply_operation(job: JobHandle) -> str:
     """Walk the reserved records chunk by chunk and update or delete them."""
     operation = operation_for(job.job, job.using)
-    for rows in job.chunk_rows():
+    for rows in job.chunk_rows(operation.chunk_size):
         changed, errors = operation.apply(rows, per_record=not job.atomic)
         if errors and job.atomic:
             raise RecordFailed(errors)

@@ -14,6 +14,7 @@ import pytest
 from django.db import connection
 
 from pgbulk.runtime import side_alias
+from tests.factories import chunk_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,7 +111,7 @@ def start_worker(django_db_setup, django_db_blocker):
 @pytest.fixture(scope="session")
 def worker(start_worker) -> Worker:
     """The shared worker: chunks of 100, saves slowed by 2 ms (to observe progress, cancel)."""
-    return start_worker({"LIBRARY_SAVE_DELAY": "0.002", "PGBULK_CHUNK_SIZE": "100"}, concurrency=4)
+    return start_worker({"LIBRARY_SAVE_DELAY": "0.002", **chunk_env(100)}, concurrency=4)
 
 
 @pytest.hookimpl(wrapper=True)

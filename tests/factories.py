@@ -27,6 +27,11 @@ def make_books(count: int, genre: bool = True, **overrides) -> list[int]:
     return [b.id for b in books]
 
 
+def chunk_env(size: int) -> dict[str, str]:
+    """Worker environment for chunks of ``size`` records, in both strategies."""
+    return {"PGBULK_CHUNK_SIZE": str(size), "PGBULK_QUERYSET_CHUNK_SIZE": str(size)}
+
+
 def reservation_count() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pgbulk_reservation")

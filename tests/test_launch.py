@@ -125,6 +125,20 @@ def test_m2m_add_and_remove(strategy):
     assert set(crime.books.filter(pk__in=ids).values_list("pk", flat=True)) == set(ids[2:])
 
 
+@pytest.mark.parametrize(("strategy", "updates"), [("save", 30), ("queryset", 3)])
+def test_each_strategy_walks_its_own_chunk_size(settings, strategy, updates):
+    settings.PGBULK = {"CHUNK_SIZE": 4, "QUERYSET_CHUNK_SIZE": 10}
+    ids = make_books(30, genre=False)
+    with CaptureQueriesContext(connection) as captured:
+        job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 6}, run="sync",
+                                 strategy=strategy, atomic=False)
+    assert (job.status, job.done) == ("succeeded", 30), job.message
+    sql = [q["sql"] for q in captured.captured_queries]
+    chunks = 8 if strategy == "save" else 3  # 30 records in chunks of 4, or of 10
+    assert sum("The next chunk of a job" in q for q in sql) == chunks + 1  # + the empty one
+    assert sum(q.startswith('UPDATE "library_book"') for q in sql) == updates
+
+
 def test_save_strategy_runs_full_clean_and_signals_queryset_does_not():
     ids = make_books(3)
     pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 3}, run="sync")

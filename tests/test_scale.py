@@ -11,14 +11,14 @@ from django.db import connection
 import pgbulk
 from pgbulk.models import Job
 from testproject.library.models import Book
-from tests.factories import make_books, reservation_count
+from tests.factories import chunk_env, make_books, reservation_count
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.worker]
 
 
 def test_four_workers_share_many_jobs_without_violating_a_conflict(start_worker, settings):
     settings.PGBULK = {**settings.PGBULK, "QUEUE": "scale"}
-    workers = [start_worker({"LIBRARY_SAVE_DELAY": "0.001", "PGBULK_CHUNK_SIZE": "50"},
+    workers = [start_worker({"LIBRARY_SAVE_DELAY": "0.001", **chunk_env(50)},
                             concurrency=1, queue="scale") for _ in range(4)]
     ids = make_books(2000, genre=False)
     rng = random.Random(4)

@@ -17,11 +17,11 @@ import pgbulk
 from pgbulk.models import Job, Progress, Reservation
 from pgbulk.sweep import sweep
 from testproject.library.models import Book
-from tests.factories import make_books, reservation_count, wait_for
+from tests.factories import chunk_env, make_books, reservation_count, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.worker]
 
-FAULT_ENV = {"LIBRARY_SAVE_DELAY": "0.005", "PGBULK_CHUNK_SIZE": "50",
+FAULT_ENV = {"LIBRARY_SAVE_DELAY": "0.005", **chunk_env(50),
              "PGBULK_HEARTBEAT_INTERVAL": "0.5"}
 FAST_DEATH = {"heartbeat_timeout": 3}
 

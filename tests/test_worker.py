@@ -14,7 +14,7 @@ import pgbulk
 from pgbulk import execute
 from pgbulk.models import Job, Reservation
 from testproject.library.models import Author, Book, Genre
-from tests.factories import make_books, reservation_count, wait_for
+from tests.factories import chunk_env, make_books, reservation_count, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.worker]
 
@@ -154,7 +154,7 @@ def test_nested_helpers_work_inside_a_real_worker_run(worker):
 
 def test_a_retried_chunked_job_resumes_and_applies_nothing_twice(start_worker, settings):
     settings.PGBULK = {**settings.PGBULK, "QUEUE": "doomed"}
-    doomed = start_worker({"LIBRARY_SAVE_DELAY": "0.01", "PGBULK_CHUNK_SIZE": "50"},
+    doomed = start_worker({"LIBRARY_SAVE_DELAY": "0.01", **chunk_env(50)},
                           queue="doomed")
     ids = make_books(400)
     job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 14}, atomic=False)

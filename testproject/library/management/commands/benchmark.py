@@ -5,6 +5,10 @@ Cases (targets from the engine issue):
 - save strategy, 10k books: rows/s / a plain full_clean()+save() loop               (>= 0.8)
 - launch latency for 10k and 100k selected books                                (<= 0.2 s, <= 1.5 s)
 - worker peak RSS on 100k and 1M books                                           (< 200 MB, within 10%)
+
+Method: baseline and pgbulk runs alternate, each after a VACUUM (ANALYZE) of the
+tables involved, and each side's best run counts; a job's end is the worker's
+own ``finished_at``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from django.db import connection, transaction
 from django.test.utils import override_settings
 
 import pgbulk
+from pgbulk.conf import pgbulk_settings
 from testproject.library.models import Book
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -110,7 +115,8 @@ class Command(BaseCommand):
             self.stderr.write("run with DJANGO_DEBUG=0 (./dev bench does)")
             sys.exit(2)
         call_command("seed_library", books=1_000_000 if million else 100_000)
-        results: dict = {"runs": runs, "chunk_size": settings.PGBULK.get("CHUNK_SIZE")}
+        results: dict = {"runs": runs, "chunk_size": pgbulk_settings.CHUNK_SIZE,
+                         "queryset_chunk_size": pgbulk_settings.QUERYSET_CHUNK_SIZE}
         cases = case or CASES
         with override_settings(PGBULK={**settings.PGBULK, "ASYNC_ENABLED": True}):
             worker = Worker()
