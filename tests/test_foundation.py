@@ -32,6 +32,15 @@ def test_progress_table_is_unlogged_and_others_are_logged():
     assert persistence == {"pgbulk_progress": "u", "pgbulk_job": "p", "pgbulk_reservation": "p"}
 
 
+@pytest.mark.django_db
+def test_the_churning_lock_table_is_vacuumed_after_a_fixed_number_of_dead_rows():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'pgbulk_reservation'")
+        options = dict(option.split("=") for option in cursor.fetchone()[0])
+    assert options["autovacuum_vacuum_scale_factor"] == "0"
+    assert options["autovacuum_vacuum_threshold"] == "10000"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_migrations_reverse_cleanly_and_reapply():
     def table_and_function_exist() -> tuple:

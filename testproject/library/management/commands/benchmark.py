@@ -104,7 +104,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--million", action="store_true",
                             help="also measure worker RSS on 1M books (seeds 1M books)")
-        parser.add_argument("--runs", type=int, default=3)
+        parser.add_argument("--runs", type=int, default=5)
         parser.add_argument("--out", default=str(ROOT / "benchmarks"))
         parser.add_argument("--case", action="append", choices=CASES,
                             help="run only this case (repeatable); prints, writes no files")
@@ -114,7 +114,9 @@ class Command(BaseCommand):
         if settings.DEBUG:
             self.stderr.write("run with DJANGO_DEBUG=0 (./dev bench does)")
             sys.exit(2)
-        call_command("seed_library", books=1_000_000 if million else 100_000)
+        needed = 1_000_000 if million else 100_000
+        if Book.objects.count() < needed:
+            call_command("seed_library", books=needed)
         results: dict = {"runs": runs, "chunk_size": pgbulk_settings.CHUNK_SIZE,
                          "queryset_chunk_size": pgbulk_settings.QUERYSET_CHUNK_SIZE}
         cases = case or CASES
