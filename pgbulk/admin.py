@@ -73,8 +73,7 @@ class BulkEditAdminMixin(_AdminBase):
                 self.message_user(request, f"Nothing was changed. {conflict}", messages.ERROR)
                 return None
             except pgbulk.BulkValidationError as invalid:
-                for field, errors in invalid.errors.items():
-                    form.add_error(field if field in form.fields else None, errors)
+                form.add_validation_errors(invalid.errors)
             else:
                 if not job.is_terminal:
                     return redirect("pgbulk:job-detail", job_id=job.id)

@@ -50,6 +50,11 @@ class BulkEditForm(forms.Form):
             raise forms.ValidationError("Tick at least one field to change.")
         return cleaned
 
+    def add_validation_errors(self, errors: dict[str, list[str]]) -> None:
+        """Show a BulkValidationError's messages on their fields (others on the form)."""
+        for field, messages in errors.items():
+            self.add_error(field if field in self.fields else None, messages)
+
     def values(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for name in self.field_names:

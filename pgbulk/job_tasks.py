@@ -52,6 +52,21 @@ REGISTRY: dict[str, JobTask] = {}
 TICK = 0.2
 
 
+class Every:
+    """``due()`` is True at most once per ``seconds`` (the first time always)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.last = float("-inf")
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.seconds:
+            return False
+        self.last = now
+        return True
+
+
 def run_in_worker(context, job_id: str) -> None:
     """The Procrastinate side of every job task: run the job, fail loudly if it failed."""
     from django.db import close_old_connections
@@ -105,7 +120,7 @@ class JobHandle:
         self.should_abort = should_abort
         self.atomic = bool(job.params.get("atomic", True))
         self.message = ""
-        self._last_write = self._last_check = float("-inf")
+        self._write_tick, self._check_tick = Every(TICK), Every(TICK)
 
     @property
     def using(self) -> str:
@@ -124,7 +139,7 @@ class JobHandle:
             self.set_total(total)
         self.job.done = max(self.job.done, int(done))
         self.message = message or self.message
-        if not self._due("_last_write") and not message and self.job.done < self.job.total:
+        if not self._write_tick.due() and not message and self.job.done < self.job.total:
             return  # written at most every TICK seconds (the final state always is)
         # Atomic: through the side connection, visible while the data transaction
         # is open. Chunked: in the chunk's transaction, committed with its work.
@@ -144,25 +159,20 @@ class JobHandle:
 
     # --- stop requests -------------------------------------------------------------------
 
-    def should_stop(self) -> bool:
-        return self.runtime.cancel_requested() or bool(self.should_abort and self.should_abort())
+    def should_stop(self, *, now: bool = True) -> bool:
+        """Was the job cancelled (or aborted by Procrastinate)?
+
+        ``now=False`` (between chunks) asks the database at most every TICK
+        seconds; Procrastinate's abort flag is in memory and always read.
+        """
+        if self.should_abort and self.should_abort():
+            return True
+        return (now or self._check_tick.due()) and self.runtime.cancel_requested()
 
     def check_stop(self, *, now: bool = True) -> None:
-        """Raise JobCancelled if somebody asked the job to stop.
-
-        ``now=False`` (between chunks) asks the database at most every TICK seconds.
-        """
-        aborted = bool(self.should_abort and self.should_abort())  # in memory: cheap
-        if aborted or ((now or self._due("_last_check")) and self.runtime.cancel_requested()):
+        """Raise JobCancelled if somebody asked the job to stop (see should_stop)."""
+        if self.should_stop(now=now):
             raise JobCancelled()
-
-    def _due(self, last: str) -> bool:
-        """True (and restart the clock) if TICK seconds passed since ``last``."""
-        clock = time.monotonic()
-        if clock - getattr(self, last) < TICK:
-            return False
-        setattr(self, last, clock)
-        return True
 
     # --- records ---------------------------------------------------------------------------
 

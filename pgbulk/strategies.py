@@ -137,7 +137,7 @@ class UpdateOperation(Operation):
     def chunk_size(self) -> int:
         if self.strategy == "queryset":
             return int(pgbulk_settings.QUERYSET_CHUNK_SIZE)
-        return int(pgbulk_settings.CHUNK_SIZE)
+        return super().chunk_size
 
     def apply(self, rows, *, per_record):
         chunk = self.chunk_queryset(rows)
@@ -244,14 +244,16 @@ class DeleteOperation(Operation):
     lock_kwargs = {}  # deletes need the full row lock
 
     def apply(self, rows, *, per_record):
-        records = list(self.chunk_queryset(rows).select_for_update().order_by("pk"))
-        errors = self.missing(rows, {r.pk for r in records})
-        pks = [r.pk for r in records]
+        locked = self.chunk_queryset(rows).select_for_update().order_by("pk")
+        pks = list(locked.values_list("pk", flat=True))
+        errors = self.missing(rows, set(pks))
         try:
             with transaction.atomic(using=self.using):
                 self.queryset(pks).delete()
             return len(pks), errors
         except RECORD_ERRORS:
+            # Name the records that cannot go: delete one by one.
+            records = list(self.queryset(pks).order_by("pk"))
             done, errs = self.each(records, lambda r: r.delete(), per_record)
             return done, errors + errs
 

@@ -127,8 +127,7 @@ class BulkEditMixin(_ListViewBase):
             if form is None:
                 message = str(invalid)
                 return self.bulk_render("pgbulk/bulk_error.html", {"message": message}, 422)
-            for field, messages in invalid.errors.items():
-                form.add_error(None if field not in form.fields else field, messages)
+            form.add_validation_errors(invalid.errors)
             return self.bulk_render("pgbulk/bulk_form.html", {"form": form, "count": count}, 422)
         response = self.bulk_render("pgbulk/bulk_started.html", {"job": job, "p": progress.snapshot(job)})
         if job.is_terminal:
