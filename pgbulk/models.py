@@ -44,7 +44,16 @@ class Job(models.Model):
         related_name="pgbulk_jobs",
     )
     procrastinate_job_id = models.BigIntegerField(null=True, blank=True)
+    # The run token: raised by the sweep each time it resumes or fails the job, so a
+    # runner of an earlier attempt can no longer commit anything (fencing).
+    attempt = models.IntegerField(default=0, db_default=0)
+    attempt_started_at = models.DateTimeField(null=True, blank=True)  # current attempt's claim
     cancel_requested = models.BooleanField(default=False)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -126,6 +135,23 @@ class Reservation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} {self.object_pk} held by job {self.job_id}"
+
+
+class JobError(models.Model):
+    """One record a job could not change (uncapped; the job row keeps a capped summary)."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="record_errors")
+    object_pk = models.TextField()
+    record = models.TextField(blank=True)  # str() of the record when it failed
+    field = models.CharField(max_length=200, blank=True)
+    message = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.record or self.object_pk}: {self.message}"
 
 
 class Progress(models.Model):
