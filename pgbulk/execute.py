@@ -149,13 +149,15 @@ def failure_message(job: Job, error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def cancel(job: Job) -> bool:
+def cancel(job: Job, by: Any = None) -> bool:
     """Cancel a queued job now, or ask a running one to stop at its next chunk."""
     using = job._state.db or "default"
+    who = by if getattr(by, "is_authenticated", False) else None
+    asked = {"cancel_requested": True, "cancelled_by": who, "cancelled_at": timezone.now()}
     with transaction.atomic(using=using):
         stopped = Job.objects.using(using).filter(pk=job.pk, status=Status.QUEUED).update(
-            status=Status.CANCELLED, cancel_requested=True, finished_at=timezone.now(),
-            message="Cancelled before it started.",
+            status=Status.CANCELLED, finished_at=timezone.now(),
+            message="Cancelled before it started.", **asked,
         )
         if stopped:
             locks.release_job(job.id, using=using)
@@ -163,9 +165,10 @@ def cancel(job: Job) -> bool:
             job.refresh_from_db()
             emit(job, "cancel", using=using)
         else:
-            stopped = Job.objects.using(using).filter(pk=job.pk, status=Status.RUNNING).update(
-                cancel_requested=True
-            )
+            stopped = Job.objects.using(using).filter(
+                pk=job.pk, status=Status.RUNNING, cancel_requested=False).update(**asked)
+            stopped = stopped or Job.objects.using(using).filter(
+                pk=job.pk, status=Status.RUNNING).exists()
     job.refresh_from_db()
     return bool(stopped)
 

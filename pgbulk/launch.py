@@ -34,17 +34,19 @@ def bulk_update(
     fields: Iterable[str] | None = None,
     min_async_records: int = DEFAULT_MIN_ASYNC_RECORDS,
     manager: str | None = None,
+    context: dict[str, Any] | None = None,
 ) -> Job:
     """Set ``values`` on every record of ``queryset``; see DESIGN.md for the options.
 
     ``fields`` limits which fields may be changed (the view's ``bulk_fields``);
-    ``manager`` is the dotted path of the AsyncManager that hears the job's events.
+    ``manager`` is the dotted path of the AsyncManager that hears the job's events;
+    ``context`` (JSON) describes where the job came from, e.g. the list's filters.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
     cleaned = clean_values(queryset.model, values, fields)
     params = {"values": cleaned, "strategy": strategy, "manager": manager,
-              "loading": related_loading(queryset)}
+              "loading": related_loading(queryset), "context": context or {}}
     return launch("update", "pgbulk.tasks.bulk_update_task", queryset, params, user=user,
                   run=run, atomic=atomic, conflict_checking=conflict_checking,
                   min_async_records=min_async_records)
@@ -59,9 +61,11 @@ def bulk_delete(
     conflict_checking: bool = True,
     min_async_records: int = DEFAULT_MIN_ASYNC_RECORDS,
     manager: str | None = None,
+    context: dict[str, Any] | None = None,
 ) -> Job:
     """Delete every record of ``queryset`` (cascades and signals as Django's delete())."""
-    return launch("delete", "pgbulk.tasks.bulk_delete_task", queryset, {"manager": manager},
+    params = {"manager": manager, "context": context or {}}
+    return launch("delete", "pgbulk.tasks.bulk_delete_task", queryset, params,
                   user=user, run=run,
                   atomic=atomic, conflict_checking=conflict_checking,
                   min_async_records=min_async_records)

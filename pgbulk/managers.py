@@ -39,18 +39,20 @@ class AsyncManager:
         run: str = "auto",
         atomic: bool | None = None,
         conflict_checking: bool = True,
+        context: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Job:
         """Launch a job task; ``lock`` (a queryset, or ``(Model, pks)``) is reserved in the
         same transaction as the job and its queued task, or the launch is refused whole
-        with ConflictError. ``args`` and ``kwargs`` must be JSON-serializable."""
+        with ConflictError. ``args`` and ``kwargs`` must be JSON-serializable;
+        ``context`` (JSON) describes the job for its pages, e.g. ``{"label": ...}``."""
         from pgbulk import launch as launching
         from pgbulk.job_tasks import REGISTRY
 
         spec = REGISTRY.get(task) if isinstance(task, str) else task
         if spec is None or getattr(spec, "name", None) not in REGISTRY:
             raise TypeError(f"{task!r} is not a job task (decorate it with @pgbulk.job_task)")
-        params = {"args": list(args), "kwargs": kwargs,
+        params = {"args": list(args), "kwargs": kwargs, "context": context or {},
                   "manager": f"{type(self).__module__}.{type(self).__qualname__}"}
         try:
             json.dumps(params)

@@ -91,11 +91,16 @@ class Job(models.Model):
         self.refresh_from_db()
         return progress.snapshot(self)
 
-    def cancel(self) -> bool:
-        """Ask the job to stop; True if it was still queued or running."""
+    def cancel(self, by: Any = None) -> bool:
+        """Ask the job to stop; True if it was still queued or running.
+
+        ``by`` is the user asking (recorded with the time as ``cancelled_by``/``cancelled_at``).
+        """
         from pgbulk import execute
 
-        return execute.cancel(self)
+        return execute.cancel(self, by=by)
+
+    cancel.alters_data = True  # type: ignore[attr-defined]
 
     def wait(self, timeout: float = 60.0, interval: float = 0.1) -> Job:
         """Poll until the job is terminal; TimeoutError after ``timeout`` seconds."""
@@ -107,6 +112,8 @@ class Job(models.Model):
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"job {self.id} still {self.status} after {timeout}s")
             time.sleep(interval)
+
+    wait.alters_data = True  # type: ignore[attr-defined]
 
 
 class Reservation(models.Model):

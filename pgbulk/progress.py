@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.db import connections
+from django.db import connections, router
 from django.utils import timezone
 
 from pgbulk.sqlfiles import query
@@ -29,11 +29,28 @@ def write_final(job: Job, message: str, *, using: str) -> None:
         )
 
 
+def primary(job: Job) -> str:
+    """The database a job lives on: progress is UNLOGGED, so never read from a replica."""
+    from pgbulk.models import Progress
+
+    return router.db_for_write(Progress, instance=job) or "default"
+
+
+def probe(job: Job, using: str) -> tuple[bool, int | None]:
+    """(worker lost, jobs ahead in the queue): one cheap query for one job."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(query("job_probe"), {"job_id": str(job.id)})
+        row = cursor.fetchone()
+    return (bool(row[0]), row[1]) if row else (False, None)
+
+
 def snapshot(job: Job) -> dict[str, Any]:
     """Status and progress of a job as a plain dict (what the progress endpoint serves)."""
     from pgbulk.models import Progress
 
-    live = Progress.objects.filter(job_id=job.id).first()
+    using = primary(job)
+    live = Progress.objects.using(using).filter(job_id=job.id).first()
+    worker_lost, queue_position = probe(job, using) if not job.is_terminal else (False, None)
     done, failed = job.done, job.failed_count
     message = job.message
     if live is not None and not job.is_terminal:
@@ -65,4 +82,8 @@ def snapshot(job: Job) -> dict[str, Any]:
         "message": message,
         "errors": job.errors,
         "progress_known": live is not None or job.is_terminal or job.status == "queued",
+        # Running, but no runner holds the job's liveness lock: its worker died.
+        "worker_lost": worker_lost,
+        # Queued: how many tasks of its queue will be fetched before it (None otherwise).
+        "queue_position": queue_position,
     }

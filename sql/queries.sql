@@ -90,3 +90,17 @@ SELECT pgbulk_sweep(
     make_interval(secs => %s), make_interval(secs => %s), make_interval(secs => %s),
     make_interval(secs => %s), make_interval(secs => %s)
 );
+
+-- name: job_probe
+-- For one unfinished job: whether it runs with no live runner (worker lost), and
+-- how many waiting tasks of its queue come before its task (queue position).
+SELECT j.status = 'running' AND NOT pgbulk_job_lock_held(j.id) AS worker_lost,
+       CASE WHEN j.status = 'queued' AND pj.status = 'todo' THEN (
+           SELECT count(*) FROM procrastinate_jobs ahead
+           WHERE ahead.queue_name = pj.queue_name AND ahead.status = 'todo'
+             AND (ahead.priority > pj.priority
+                  OR (ahead.priority = pj.priority AND ahead.id < pj.id))
+       ) END AS queue_position
+FROM pgbulk_job j
+LEFT JOIN procrastinate_jobs pj ON pj.id = j.procrastinate_job_id
+WHERE j.id = %(job_id)s::uuid;
