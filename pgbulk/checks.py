@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.db import DatabaseError, connection
 
 from pgbulk.conf import DEFAULTS, pgbulk_settings
+from pgbulk.sqlfiles import query
 
 
 @checks.register("pgbulk")
@@ -46,18 +49,79 @@ def async_system_problems() -> list[str]:
             if procrastinate_table is None:
                 problems.append("Procrastinate's schema is missing (run manage.py migrate).")
             else:
-                cursor.execute(
-                    "SELECT count(*) FROM procrastinate_workers "
-                    "WHERE last_heartbeat > now() - interval '1 minute'"
-                )
+                cursor.execute(query("live_workers"))
                 if cursor.fetchone()[0] == 0:
                     problems.append(
                         "No live Procrastinate worker: start "
                         f"'manage.py procrastinate worker --queues {pgbulk_settings.QUEUE}'."
                     )
+        if pooled_connection():
+            problems.append(
+                "The connection goes through a transaction-pooling proxy (e.g. PgBouncer in "
+                "transaction mode): session advisory locks do not stay with the session, so "
+                "job liveness cannot work. Connect workers directly or in session mode.")
     except DatabaseError as error:
         problems.append(f"The database cannot be reached: {error}")
     return problems
+
+
+def pooled_connection() -> bool:
+    """Does a session lock taken on our connection vanish from our session between two
+    statements? (It does behind a transaction-pooling proxy.)"""
+    with connection.cursor() as cursor:
+        cursor.execute(query("pooler_probe_lock"))
+        taken = cursor.fetchone()[0]
+        cursor.execute(query("pooler_probe_check"))
+        kept = cursor.fetchone()[0]
+        cursor.execute(query("pooler_probe_unlock"))
+    return bool(taken) and not kept
+
+
+def lockable(model) -> bool:
+    return not getattr(model._meta, "is_composite_pk", False)
+
+
+@checks.register("pgbulk")
+def check_bulk_models(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Bulk views and admins on models whose records pgbulk cannot reserve."""
+    from pgbulk.admin import BulkEditAdminMixin
+
+    problems = []
+    for model, owner in bulk_views(BulkEditAdminMixin):
+        if model is not None and not lockable(model):
+            problems.append(checks.Error(
+                f"{owner} offers bulk edits of {model._meta.label}, which has a composite "
+                "primary key: pgbulk reserves records by a single key and refuses it.",
+                hint="Remove the bulk edit from it, or give the model a single primary key.",
+                obj=owner, id="pgbulk.E004"))
+    return problems
+
+
+def bulk_views(admin_mixin) -> list[tuple[Any, Any]]:
+    """(model, view or ModelAdmin) of every BulkEditMixin URL and BulkEditAdminMixin admin."""
+    from django.contrib import admin
+    from django.urls import get_resolver
+
+    from pgbulk.views import BulkEditMixin
+
+    found = [(model, model_admin) for model, model_admin in admin.site._registry.items()
+             if isinstance(model_admin, admin_mixin)]
+    for callback in url_callbacks(get_resolver().url_patterns):
+        view = getattr(callback, "view_class", None)
+        if isinstance(view, type) and issubclass(view, BulkEditMixin):
+            queryset = getattr(view, "queryset", None)
+            found.append((getattr(view, "model", None) or getattr(queryset, "model", None), view))
+    return found
+
+
+def url_callbacks(patterns) -> list[Any]:
+    callbacks = []
+    for pattern in patterns:
+        if hasattr(pattern, "url_patterns"):
+            callbacks.extend(url_callbacks(pattern.url_patterns))
+        elif hasattr(pattern, "callback"):
+            callbacks.append(pattern.callback)
+    return callbacks
 
 
 @checks.register("pgbulk")

@@ -113,7 +113,7 @@ def run_body(handle: JobHandle) -> None:
         if handle.walk_complete and handle.walked < handle.reserved:
             raise RuntimeError(
                 f"only {handle.walked} of the {handle.reserved} reserved records were "
-                "processed (its reservations vanished); nothing was changed.")
+                "processed (its reservations vanished).")
         conclude(handle, result)
 
 

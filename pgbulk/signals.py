@@ -28,11 +28,16 @@ def emit(job, event: str, *, using: str = "default") -> None:
 
 
 def _deliver(job, event: str) -> None:
+    """Every listener hears the event, whatever another one raises; a listener
+    never changes a job's outcome."""
     from pgbulk.models import Job
 
+    for receiver, result in job_event.send_robust(sender=Job, job=job, event=event):
+        if isinstance(result, Exception):
+            logger.error("pgbulk: listener %r failed for %s of job %s", receiver, event, job.id,
+                         exc_info=result)
     try:
-        job_event.send(sender=Job, job=job, event=event)
         manager_path = job.params.get("manager") or pgbulk_settings.ASYNC_MANAGER_DEFAULT
         import_string(manager_path)().on_event(job, event)
-    except Exception:  # a listener must never change a job's outcome
-        logger.exception("pgbulk: lifecycle listener failed for %s of job %s", event, job.id)
+    except Exception:
+        logger.exception("pgbulk: the manager's hook failed for %s of job %s", event, job.id)

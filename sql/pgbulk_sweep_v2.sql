@@ -48,7 +48,7 @@ BEGIN
         SELECT j.id, j.params, j.task_name, j.procrastinate_job_id, j.attempt, j.message,
                j.cancel_requested, j.done, j.failed_count, j.total,
                coalesce((j.params->>'atomic')::boolean, true) AS atomic,
-               pj.queue_name, pj.status::text AS task_status
+               pj.queue_name
         FROM pgbulk_job j
         LEFT JOIN procrastinate_jobs pj ON pj.id = j.procrastinate_job_id
         WHERE j.status = 'running' AND NOT pgbulk_job_lock_key(j.id) = ANY(held)
@@ -88,7 +88,11 @@ BEGIN
                           || ' records; resuming where it stopped (resume ' || (dead.attempt + 1)
                           || ' of ' || max_resumes || ').'
             WHERE id = dead.id;
-            IF dead.task_status = 'doing' THEN
+            -- End its old task unless its worker is ending it right now (that one's
+            -- end trigger then finds the job moved on to the new task).
+            PERFORM 1 FROM procrastinate_jobs
+            WHERE id = dead.procrastinate_job_id AND status = 'doing' FOR UPDATE SKIP LOCKED;
+            IF FOUND THEN
                 PERFORM procrastinate_finish_job_v1(dead.procrastinate_job_id, 'failed', false);
             END IF;
             resumed := resumed || dead.id;

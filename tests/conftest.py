@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 from pgbulk.runtime import side_alias
 from tests.factories import chunk_env
@@ -38,7 +38,10 @@ class Worker:
         self.log = tempfile.NamedTemporaryFile(
             prefix="pgbulk-worker-", suffix=".log", delete=False, mode="w+"
         )
-        full_env = {**os.environ, "DATABASE_URL": test_database_url(), **(env or {})}
+        # Workers sweep only when a test asks (the in-band and periodic sweeps would
+        # race the tests that sweep themselves).
+        full_env = {**os.environ, "DATABASE_URL": test_database_url(),
+                    "PGBULK_CLEANUP_SCHEDULE_INTERVAL": "3600", **(env or {})}
         full_env["PYTHONUNBUFFERED"] = "1"
         self.started_at = time.time()
         self.process = subprocess.Popen(
@@ -88,8 +91,15 @@ _started: list[Worker] = []
 
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
-    """Declare pgbulk's side connection before the test database is set up (a mirror)."""
+    """Declare pgbulk's side connection before the test database is set up (a mirror),
+    and a "replica" that cannot see pgbulk's tables (as a physical replica cannot
+    read UNLOGGED ones): a test routes reads there to prove progress is read on the primary."""
     side_alias("default")
+    main = connections["default"].settings_dict
+    connections.settings["replica"] = {
+        **main, "OPTIONS": {**main.get("OPTIONS", {}), "options": "-c search_path=no_such_schema"},
+        "TEST": {**main.get("TEST", {}), "MIRROR": "default"},
+    }
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
         RestoreSQLFileOnReverse("pgbulk_sweep_v1.sql", checksum="e5eff4ec1bb5b05c"),
         RunSQLFile("pgbulk_liveness_v2.sql", checksum="d376a369852622d1"),
         RestoreSQLFileOnReverse("pgbulk_monitoring_v1.sql", checksum="6cd203b7a94fbab5"),
-        RunSQLFile("pgbulk_sweep_v2.sql", checksum="1a85f1b9b22d73c3"),
+        RunSQLFile("pgbulk_sweep_v2.sql", checksum="01905263345f01f0"),
         RunSQLFile("pgbulk_task_sync_v2.sql", checksum="6cf2c05d65a0e89c"),
         RunSQLFile("pgbulk_monitoring_v2.sql", checksum="6f9bdd9a03449142"),
     ]

@@ -99,3 +99,43 @@ class Label(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class DraftBook(Book):
+    """A proxy of Book: its records are Book's records, and so are its locks."""
+
+    class Meta:
+        proxy = True
+
+
+class EBook(Book):
+    """A multi-table child of Book: its records are Book rows too."""
+
+    file_size = models.PositiveIntegerField(default=0)
+
+
+class Shelf(models.Model):
+    """A model with a composite primary key (pgbulk refuses it)."""
+
+    pk = models.CompositePrimaryKey("room", "number")
+    room = models.CharField(max_length=20)
+    number = models.PositiveIntegerField()
+    label = models.CharField(max_length=100, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.room} {self.number}"
+
+
+class Member(models.Model):
+    """A user-like table with an unusual name and key column (conflict reports join it)."""
+
+    member_no = models.AutoField(primary_key=True, db_column="member no")
+    handle = models.CharField(max_length=50)
+
+    USERNAME_FIELD = "handle"
+
+    class Meta:
+        db_table = "library member"
+
+    def __str__(self) -> str:
+        return self.handle

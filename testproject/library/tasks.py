@@ -6,7 +6,10 @@ import os
 import time
 from decimal import Decimal
 
+from django.db import transaction
+
 import pgbulk
+from pgbulk.exceptions import JobCancelled
 from testproject.library.models import Book
 
 #: Base price per status; an author's price_factor multiplies it.
@@ -43,3 +46,37 @@ def failing_task(job: pgbulk.JobHandle, after: int = 0) -> None:
         job.advance(len(keys))
         if job.job.done >= after:
             raise RuntimeError(f"pricing service unavailable after {job.job.done} books")
+
+
+@pgbulk.job_task(atomic=False)
+def launch_nested(job: pgbulk.JobHandle, ids: list[int], price: int,
+                  rollback: bool = False) -> str:
+    """Launch a bulk edit from inside a worker, in a transaction (rolled back on request)."""
+    with transaction.atomic():
+        nested = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": price},
+                                    run="async")
+        if rollback:
+            transaction.set_rollback(True)
+    return f"Launched {nested.id}" + (" and rolled it back." if rollback else ".")
+
+
+@pgbulk.job_task
+def counted_steps(job: pgbulk.JobHandle, steps: int, pause: float = 0.05) -> str:
+    """An atomic task that reports its own total, then works step by step."""
+    job.set_total(steps)
+    for _step in range(steps):
+        time.sleep(pause)
+        job.advance(1)
+        job.check_stop(now=False)
+    return f"Did {steps} steps."
+
+
+@pgbulk.job_task(atomic=False)
+def stop_inside_chunk(job: pgbulk.JobHandle, after: int, price: int) -> str:
+    """Change each chunk, then stop in the middle of the chunk after ``after`` records."""
+    for keys in job.chunks():
+        Book.objects.filter(pk__in=keys).update(price=price)
+        job.advance(len(keys))
+        if job.job.done > after:
+            raise JobCancelled()
+    return "Never stopped."

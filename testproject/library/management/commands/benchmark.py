@@ -5,6 +5,8 @@ Cases (targets from the engine issue):
 - save strategy, 10k books: rows/s / a plain full_clean()+save() loop               (>= 0.8)
 - launch latency for 10k and 100k selected books                                (<= 0.2 s, <= 1.5 s)
 - worker peak RSS on 100k and 1M books                                           (< 200 MB, within 10%)
+- one sweep with 1M reservations of 10 live jobs (their locks held), old enough for
+  CONFLICT_TTL; baseline: the same sweep over an empty lock table                (<= 0.2 s)
 
 Method: baseline and pgbulk runs alternate, each after a VACUUM (ANALYZE) of the
 tables involved, and each side's best run counts; a job's end is the worker's
@@ -31,7 +33,7 @@ from pgbulk.conf import pgbulk_settings
 from testproject.library.models import Book
 
 ROOT = Path(__file__).resolve().parents[4]
-CASES = ["queryset", "save", "launch", "rss"]
+CASES = ["queryset", "save", "launch", "rss", "sweep"]
 
 
 def vacuum() -> None:
@@ -133,6 +135,8 @@ class Command(BaseCommand):
                 worker.stop()
             if "rss" in cases:
                 results["worker_rss_mb"] = self.rss_case(million)
+            if "sweep" in cases:
+                results["sweep_1m_live"] = self.sweep_case(runs)
         if case:
             self.stdout.write(json.dumps(results, indent=2))
             return
@@ -218,3 +222,48 @@ class Command(BaseCommand):
                 worker.stop()
         figures["target_max_mb"] = 200
         return figures
+
+    def sweep_case(self, runs: int) -> dict:
+        """The sweep over 1M reservations of 10 live jobs (an hour old: past CONFLICT_TTL)."""
+        import psycopg
+
+        from pgbulk.models import Job
+        from pgbulk.sweep import sweep
+
+        def one_sweep() -> float:
+            start = time.perf_counter()
+            report = sweep(max_task_duration=10**7)  # long jobs, not stuck ones
+            elapsed = time.perf_counter() - start
+            if report["failed"] or report["resumed"] or report["released"]:
+                raise RuntimeError(f"the sweep touched live jobs: {report}")
+            return elapsed
+
+        empty = best_of(runs, one_sweep)
+        jobs = [Job.objects.create(kind="update", task_name="pgbulk.tasks.bulk_update_task",
+                                   model="library.Book", status="running", total=100_000)
+                for _ in range(10)]
+        dsn = connection.get_connection_params()
+        holder = psycopg.connect(**{k: v for k, v in dsn.items() if k != "cursor_factory"},
+                                 autocommit=True)
+        try:
+            for job in jobs:  # what their runners hold: the jobs are alive
+                holder.execute("SELECT pg_advisory_lock(pgbulk_job_lock_key(%s))", [job.id])
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "INSERT INTO pgbulk_reservation (job_id, seq, model, object_pk, is_target,"
+                    " exclusive, created_at) SELECT j, n, 'bench.Row', j::text || ':' || n,"
+                    " true, true, now() - interval '2 hours' FROM unnest(%s::uuid[]) AS j,"
+                    " generate_series(1, 100000) AS n", [[job.id for job in jobs]])
+                cursor.execute("UPDATE pgbulk_job SET started_at = now() - interval '2 hours',"
+                               " attempt_started_at = now() - interval '2 hours'"
+                               " WHERE id = ANY(%s)", [[job.id for job in jobs]])
+            loaded = best_of(runs, one_sweep)
+        finally:
+            holder.close()
+            with connection.cursor() as cursor:
+                cursor.execute("DELETE FROM pgbulk_reservation WHERE job_id = ANY(%s)",
+                               [[job.id for job in jobs]])
+            Job.objects.filter(pk__in=[job.pk for job in jobs]).delete()
+        return {"reservations": 1_000_000, "live_jobs": len(jobs),
+                "empty_table_s": round(empty, 4), "seconds": round(loaded, 4),
+                "ratio": round(loaded / empty, 2), "target_max_s": 0.2}
