@@ -86,7 +86,7 @@ def check_bulk_models(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """Bulk views and admins on models whose records pgbulk cannot reserve."""
     from pgbulk.admin import BulkEditAdminMixin
 
-    problems = []
+    problems: list[checks.CheckMessage] = []
     for model, owner in bulk_views(BulkEditAdminMixin):
         if model is not None and not lockable(model):
             problems.append(checks.Error(
@@ -104,8 +104,9 @@ def bulk_views(admin_mixin) -> list[tuple[Any, Any]]:
 
     from pgbulk.views import BulkEditMixin
 
-    found = [(model, model_admin) for model, model_admin in admin.site._registry.items()
-             if isinstance(model_admin, admin_mixin)]
+    found: list[tuple[Any, Any]] = [
+        (model, model_admin) for model, model_admin in admin.site._registry.items()
+        if isinstance(model_admin, admin_mixin)]
     for callback in url_callbacks(get_resolver().url_patterns):
         view = getattr(callback, "view_class", None)
         if isinstance(view, type) and issubclass(view, BulkEditMixin):
