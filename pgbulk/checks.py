@@ -7,7 +7,7 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, connections
 
 from pgbulk.conf import DEFAULTS, pgbulk_settings
 from pgbulk.sqlfiles import query
@@ -65,16 +65,21 @@ def async_system_problems() -> list[str]:
     return problems
 
 
-def pooled_connection() -> bool:
-    """Does a session lock taken on our connection vanish from our session between two
-    statements? (It does behind a transaction-pooling proxy.)"""
-    with connection.cursor() as cursor:
-        cursor.execute(query("pooler_probe_lock"))
-        taken = cursor.fetchone()[0]
-        cursor.execute(query("pooler_probe_check"))
-        kept = cursor.fetchone()[0]
-        cursor.execute(query("pooler_probe_unlock"))
-    return bool(taken) and not kept
+def pooled_connection(first=None, second=None) -> bool:
+    """Do two connections share a server session, or does one change sessions between
+    statements? Both happen behind a transaction-pooling proxy, never on PostgreSQL."""
+    from pgbulk.runtime import side_alias
+
+    first = first or connection
+    second = second or connections[side_alias(connection.alias)]
+    before, other, after = (backend_pid(db) for db in (first, second, first))
+    return before == other or before != after
+
+
+def backend_pid(db) -> int:
+    with db.cursor() as cursor:
+        cursor.execute(query("backend_pid"))
+        return cursor.fetchone()[0]
 
 
 def lockable(model) -> bool:

@@ -121,18 +121,6 @@ WHERE j.id = %(job_id)s::uuid;
 -- How many Procrastinate workers beat within the last minute.
 SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > now() - interval '1 minute';
 
--- name: pooler_probe_lock
--- Take a session advisory lock (probe for a transaction-pooling proxy).
-SELECT pg_try_advisory_lock(pgbulk_model_lock_key('pgbulk.pooler-probe'));
-
--- name: pooler_probe_check
--- Does this session still hold the probe lock (false behind a transaction pooler)?
-SELECT EXISTS (
-    SELECT 1 FROM pg_locks l
-    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.pid = pg_backend_pid()
-      AND (l.classid::bigint << 32) | l.objid::bigint = pgbulk_model_lock_key('pgbulk.pooler-probe')
-);
-
--- name: pooler_probe_unlock
--- Release the probe lock.
-SELECT pg_advisory_unlock(pgbulk_model_lock_key('pgbulk.pooler-probe'));
+-- name: backend_pid
+-- The server process of this session (two sessions on PostgreSQL never share one).
+SELECT pg_backend_pid();

@@ -38,10 +38,14 @@ def reservation_count() -> int:
         return cursor.fetchone()[0]
 
 
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.02):
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.02, errors=()):
+    """The first truthy value of ``predicate()`` (``errors`` raised meanwhile count as falsy)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except errors:
+            value = None
         if value:
             return value
         time.sleep(interval)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psycopg
 import pytest
 from django.core import checks
 from django.db import connection
 from django.test import override_settings
 
-from pgbulk.checks import check_configuration, check_urls
+from pgbulk.checks import check_configuration, check_urls, pooled_connection
 from pgbulk.managers import AsyncManager
 from pgbulk.tasks import sweep_cron
+from tests import conftest
+from tests.factories import wait_for
 
 
 def ids(messages) -> set[str]:
@@ -39,7 +49,7 @@ def test_urls_not_included_is_a_warning():
     assert warning.id == "pgbulk.W001" and "include" in warning.hint
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(databases="__all__")
 def test_validate_async_system_reports_no_live_worker():
     with connection.cursor() as cursor:
         cursor.execute("UPDATE procrastinate_workers "
@@ -62,3 +72,50 @@ def test_sweep_schedule_follows_the_interval_setting():
 def test_get_urlpatterns_includes_the_pgbulk_namespace():
     pattern = AsyncManager.get_urlpatterns()
     assert pattern.namespace == "pgbulk"
+
+
+@pytest.fixture
+def pgbouncer(django_db_setup):
+    """A real PgBouncer in transaction pooling mode in front of the test database."""
+    binary = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
+    if binary is None:
+        pytest.skip("pgbouncer is not installed (apt-get install pgbouncer; ./dev test does)")
+    db = connection.settings_dict
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = Path(tempfile.mkdtemp(prefix="pgbulk-pgbouncer-"))
+    folder.chmod(0o777)  # it runs as postgres when we are root (it refuses root)
+    ini = folder / "pgbouncer.ini"
+    ini.write_text(
+        f"[databases]\n* = host={db['HOST']} port={db['PORT']} user={db['USER']}\n"
+        f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = any\npool_mode = transaction\nlogfile = {folder}/log\n"
+        f"pidfile = {folder}/pid\n")
+    command = [binary, str(ini)]
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", "postgres", "--", *command]
+    bouncer = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    dsn = f"host=127.0.0.1 port={port} dbname={db['NAME']} user={db['USER']}"
+
+    def connect():
+        return psycopg.connect(dsn, autocommit=True, prepare_threshold=None, connect_timeout=2)
+
+    try:
+        wait_for(lambda: connect().close() is None if bouncer.poll() is None else 1 / 0,
+                 timeout=15, interval=0.2, errors=(psycopg.OperationalError,))
+        yield connect
+    finally:
+        bouncer.terminate()
+        bouncer.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.django_db
+def test_a_transaction_pooler_is_detected(pgbouncer):
+    with pgbouncer() as first, pgbouncer() as second:
+        assert pooled_connection(first, second) is True
+    direct = conftest.test_database_url()
+    with psycopg.connect(direct, autocommit=True) as first, \
+            psycopg.connect(direct, autocommit=True) as second:
+        assert pooled_connection(first, second) is False
