@@ -9,4 +9,7 @@ class PgbulkConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from pgbulk import checks  # noqa: F401  (registers the system checks)
+        from pgbulk import (
+            checks,  # noqa: F401  (registers the system checks)
+            tasks,  # noqa: F401  (registers the bulk job tasks and the sweep)
+        )

@@ -23,8 +23,14 @@ DEFAULTS: dict[str, Any] = {
     "CLEANUP_GRACE_PERIOD": 86400,
     # A running job past this many seconds is flagged as stuck.
     "MAX_TASK_DURATION": 3600,
-    # Seconds between two runs of the periodic sweep.
-    "CLEANUP_SCHEDULE_INTERVAL": 300,
+    # Seconds between two runs of the periodic sweep (also run by busy workers
+    # between chunks, and on a read that finds a job's worker lost).
+    "CLEANUP_SCHEDULE_INTERVAL": 30,
+    # Times the sweep resumes a chunked job whose worker was lost, before failing it.
+    "MAX_RESUMES": 3,
+    # Seconds a synchronous job may stay queued, unclaimed, before the sweep fails
+    # it (the process that launched it died before running it).
+    "SYNC_START_TIMEOUT": 60,
     # Days of finished job history kept.
     "JOB_RETENTION": 30,
     # Dotted path of the AsyncManager class used by default.

@@ -38,9 +38,36 @@ class BulkValidationError(PgbulkError):
         )
 
 
-class JobCancelled(PgbulkError):
-    """Raised inside a running job when somebody asked it to stop."""
-
-
 class JobFailed(PgbulkError):
     """Raised by a worker task after its job was recorded as failed."""
+
+
+class RecordFailed(Exception):
+    """A record could not be changed; carries its ``{pk, record, field, message}`` entries.
+
+    Not a PgbulkError: it must never be caught as the error of another record.
+    """
+
+    def __init__(self, entries: list[dict[str, Any]]) -> None:
+        self.entries = entries
+        first = entries[0]
+        where = f"{first['field']}: " if first.get("field") else ""
+        name = f" ({first['record']})" if first.get("record") else ""
+        super().__init__(f"record {first['pk']}{name}: {where}{first['message']}")
+
+
+class JobInterrupted(Exception):
+    """Control flow: the running job must stop now (never a record's error)."""
+
+
+class JobCancelled(JobInterrupted):
+    """Somebody asked the running job to stop."""
+
+
+class JobFenced(JobInterrupted):
+    """This runner's attempt is no longer current (the sweep took the job over):
+    whatever it has not committed is rolled back and it records nothing more."""
+
+
+class JobShutdown(JobInterrupted):
+    """The worker is shutting down and aborted the job: it is left to the sweep."""

@@ -1,33 +1,39 @@
-"""Running a job: claim it, call its job task's body, finish it honestly.
+"""Running a job: claim it under a run token, call its job task's body, finish it honestly.
 
 atomic=True: the body runs in one transaction, and the job finishes in it;
 progress goes through the side connection so pollers see it meanwhile.
-atomic=False: each chunk of JobHandle.chunk_rows() commits with its progress
-and the release of its reservations, so a retried job resumes where it stopped.
+atomic=False: each chunk of JobHandle.chunk_rows() commits with its counts and
+the release of its reservations, so a retried job resumes where it stopped.
+Every commit about the job checks the runner's token (fencing): a runner the
+sweep took the job from rolls back and records nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 
 from pgbulk import locks, progress
-from pgbulk.conf import pgbulk_settings
-from pgbulk.exceptions import JobCancelled
+from pgbulk.exceptions import JobCancelled, JobFenced, JobShutdown, RecordFailed
 from pgbulk.job_tasks import REGISTRY, JobHandle
 from pgbulk.models import Job, Status
 from pgbulk.runtime import JobRuntime, activate
 from pgbulk.signals import emit
-from pgbulk.sqlfiles import query
-from pgbulk.strategies import RecordFailed
 
 logger = logging.getLogger("pgbulk")
 
-ShouldAbort = Callable[[], bool] | None
+ShouldAbort = Callable[[], Any] | None
+Outcome = tuple[str, str] | None  # (terminal status, message), or None: nothing to record
+
+EVENT_OF: dict[str, str] = {
+    Status.SUCCEEDED: "complete", Status.FAILED: "fail", Status.CANCELLED: "cancel"}
+
+# SQLSTATEs of a connection that is gone: connection exceptions and server shutdowns.
+LOST_CONNECTION_STATES = ("08", "57P01", "57P02", "57P03")
 
 
 def run(job_id: Any, *, should_abort: ShouldAbort = None, using: str = "default") -> Job | None:
@@ -41,33 +47,53 @@ def run(job_id: Any, *, should_abort: ShouldAbort = None, using: str = "default"
         if not runtime.take_liveness_lock():
             logger.warning("pgbulk: job %s is being run by a live worker already", job_id)
             return None
-        if not claim(job, using):
+        if not runtime.claim():
             return job
         handle = JobHandle(job, runtime, should_abort)
         try:
-            run_body(handle)
-        except JobCancelled:
-            message = ("Cancelled; all its changes were rolled back." if handle.atomic
-                       else f"Cancelled after {job.done} of {job.total} records.")
-            finish(job, Status.CANCELLED, message, using=using)
-        except (OperationalError, InterfaceError):
-            # The database went away: nothing can be recorded now. The liveness
-            # lock went with the session, so the sweep resumes or fails the job.
-            logger.exception("pgbulk: job %s lost its database connection", job.id)
-            raise
-        except RecordFailed as error:
-            logger.warning("pgbulk: job %s failed: %s", job.id, error)
-            finish(job, Status.FAILED, failure_message(job, error), using=using)
-        except Exception as error:
-            logger.exception("pgbulk: job %s failed", job.id)
-            finish(job, Status.FAILED, failure_message(job, error), using=using)
+            outcome = run_to_outcome(handle)
+            if outcome is not None:
+                finish(handle, *outcome)
+        except JobFenced:
+            logger.warning("pgbulk: job %s was taken over (its attempt %s is over); this "
+                           "runner rolled back and recorded nothing", job.id, runtime.token)
+            job.refresh_from_db()
     return job
+
+
+def run_to_outcome(handle: JobHandle) -> Outcome:
+    """Run the body; say how the job ended (None: already finished, or left to the sweep)."""
+    job = handle.job
+    try:
+        run_body(handle)
+        return None
+    except JobCancelled:
+        message = ("Cancelled; all its changes were rolled back: nothing was changed."
+                   if handle.atomic else
+                   f"Cancelled after {job.done} of {job.total} records; the rest were not changed.")
+        return Status.CANCELLED, message
+    except JobShutdown:
+        logger.warning("pgbulk: job %s stopped by a worker shutdown; the sweep will %s it",
+                       job.id, "fail" if handle.atomic else "resume")
+        return None
+    except (OperationalError, InterfaceError) as error:
+        if connection_lost(error, handle.using):
+            # Nothing can be recorded now. The liveness lock went with the
+            # session, so the sweep resumes or fails the job.
+            logger.error("pgbulk: job %s lost its database connection: %s", job.id, error)
+            raise
+        logger.exception("pgbulk: job %s failed", job.id)
+        return Status.FAILED, failure_message(handle, error)
+    except RecordFailed as error:
+        logger.warning("pgbulk: job %s failed: %s", job.id, error)
+        return Status.FAILED, failure_message(handle, error)
+    except Exception as error:
+        logger.exception("pgbulk: job %s failed", job.id)
+        return Status.FAILED, failure_message(handle, error)
 
 
 def run_body(handle: JobHandle) -> None:
     """Call the job task's body; atomic jobs do it and finish in one transaction."""
-    import pgbulk.tasks  # noqa: F401  (registers the bulk tasks)
-
     job = handle.job
     spec = REGISTRY.get(job.task_name)
     if spec is None:
@@ -77,76 +103,68 @@ def run_body(handle: JobHandle) -> None:
     if not handle.atomic:
         result = spec.func(handle, *args, **kwargs)
         handle.check_stop()
-        conclude(job, result, handle.using)
+        conclude(handle, result)
         return
     with transaction.atomic(using=handle.using):
         result = spec.func(handle, *args, **kwargs)
         handle.check_stop()
         if job.failed_count:
             raise RecordFailed(job.errors)
-        conclude(job, result, handle.using)
+        if handle.walk_complete and handle.walked < handle.reserved:
+            raise RuntimeError(
+                f"only {handle.walked} of the {handle.reserved} reserved records were "
+                "processed (its reservations vanished); nothing was changed.")
+        conclude(handle, result)
 
 
-def conclude(job: Job, result: Any, using: str) -> None:
+def conclude(handle: JobHandle, result: Any) -> None:
     """Finish a job whose body returned: failed if any record failed, else succeeded."""
+    job = handle.job
     if job.failed_count:
-        finish(job, Status.FAILED,
-               f"{job.failed_count} of {job.total} records failed; {job.done} changed.",
-               using=using)
+        finish(handle, Status.FAILED,
+               f"{job.failed_count} of {job.total} records failed; {job.done} changed.")
     else:
         message = result if isinstance(result, str) else f"Done: {job.done} of {job.total}."
-        finish(job, Status.SUCCEEDED, message, using=using)
+        finish(handle, Status.SUCCEEDED, message)
 
 
-def claim(job: Job, using: str) -> bool:
-    with connections[using].cursor() as cursor:
-        cursor.execute(query("claim_job"), [str(job.id)])
-        claimed = cursor.fetchone() is not None
-    job.refresh_from_db()
-    return claimed
-
-
-def chunks(job: Job, using: str, size: int | None = None) -> Iterator[list[tuple[int, str]]]:
-    """Successive chunks of ``(seq, object_pk)`` of the job's remaining target records
-    (``size`` rows each, CHUNK_SIZE by default)."""
-    last = 0
-    size = max(int(size or pgbulk_settings.CHUNK_SIZE), 1)
-    while True:
-        with connections[using].cursor() as cursor:
-            cursor.execute(query("next_chunk"), [str(job.id), last, size])
-            rows = cursor.fetchall()
-        if not rows:
-            return
-        yield rows
-        last = rows[-1][0]
-
-
-EVENT_OF: dict[str, str] = {Status.SUCCEEDED: "complete", Status.FAILED: "fail", Status.CANCELLED: "cancel"}
-
-
-def finish(job: Job, status: str, message: str, *, using: str) -> None:
-    """Set the terminal status and release every reservation, in one transaction."""
+def finish(handle: JobHandle, status: str, message: str) -> None:
+    """Set the terminal status and release every reservation, in one transaction, under
+    the runner's token (JobFenced, and nothing written, if the job is no longer ours)."""
+    job, using = handle.job, handle.using
+    if handle.atomic and status != Status.SUCCEEDED:
+        job.done = 0  # everything rolled back
     with transaction.atomic(using=using):
-        if status == Status.CANCELLED and job.params.get("atomic", True):
-            job.done = 0  # everything rolled back
-        updated = Job.objects.using(using).filter(
-            pk=job.pk, status__in=[Status.QUEUED, Status.RUNNING]
-        ).update(
+        handle.runtime.update_job(
             status=status, message=message, finished_at=timezone.now(),
             done=job.done, failed_count=job.failed_count, errors=job.errors,
         )
+        handle.flush_errors(using)
         locks.release_job(job.id, using=using)
         progress.write_final(job, message, using=using)
-        if updated:
-            job.refresh_from_db()
-            emit(job, EVENT_OF[status], using=using)
+        job.refresh_from_db()
+        emit(job, EVENT_OF[status], using=using)
 
 
-def failure_message(job: Job, error: BaseException) -> str:
+def connection_lost(error: BaseException, using: str) -> bool:
+    """Was ``error`` the loss of the database connection (not a timeout, deadlock...)?"""
+    if isinstance(error, InterfaceError):
+        return True
+    state = getattr(error.__cause__, "sqlstate", None)
+    if state is None or state.startswith(LOST_CONNECTION_STATES):
+        return True
+    raw = connections[using].connection
+    return raw is None or bool(getattr(raw, "closed", False) or getattr(raw, "broken", False))
+
+
+def failure_message(handle: JobHandle, error: BaseException) -> str:
+    job = handle.job
     if isinstance(error, RecordFailed):
-        return f"{job.model} {error}. Nothing was changed." if job.params.get(
-            "atomic", True) else f"{job.model} {error}"
-    return f"{type(error).__name__}: {error}"
+        suffix = " Nothing was changed." if handle.atomic else ""
+        return f"{job.model} {error}.{suffix}"
+    suffix = " Nothing was changed." if handle.atomic else (
+        f" {job.done} of {job.total} records were changed before it stopped.")
+    return f"{type(error).__name__}: {error}{suffix}"
 
 
 def cancel(job: Job, by: Any = None) -> bool:
@@ -155,22 +173,34 @@ def cancel(job: Job, by: Any = None) -> bool:
     who = by if getattr(by, "is_authenticated", False) else None
     asked = {"cancel_requested": True, "cancelled_by": who, "cancelled_at": timezone.now()}
     with transaction.atomic(using=using):
-        stopped = Job.objects.using(using).filter(pk=job.pk, status=Status.QUEUED).update(
-            status=Status.CANCELLED, finished_at=timezone.now(),
-            message="Cancelled before it started.", **asked,
-        )
-        if stopped:
+        current = Job.objects.using(using).select_for_update().filter(pk=job.pk).first()
+        if current is None or current.is_terminal:
+            stopped = False
+        elif current.status == Status.QUEUED:
+            stopped = True
+            Job.objects.using(using).filter(pk=job.pk).update(
+                status=Status.CANCELLED, finished_at=timezone.now(), message=queued_cancel_message(current),
+                attempt=current.attempt + 1, **asked)
             locks.release_job(job.id, using=using)
-            _cancel_queued_task(job)
-            job.refresh_from_db()
-            emit(job, "cancel", using=using)
+            _cancel_queued_task(current)
+            current.refresh_from_db()
+            emit(current, "cancel", using=using)
         else:
-            stopped = Job.objects.using(using).filter(
-                pk=job.pk, status=Status.RUNNING, cancel_requested=False).update(**asked)
-            stopped = stopped or Job.objects.using(using).filter(
-                pk=job.pk, status=Status.RUNNING).exists()
+            stopped = True
+            if not current.cancel_requested:
+                Job.objects.using(using).filter(pk=job.pk).update(**asked)
     job.refresh_from_db()
-    return bool(stopped)
+    if stopped and job.status == Status.RUNNING:
+        progress.snapshot(job)  # a job whose worker is lost ends "cancelled" at once
+        job.refresh_from_db()
+    return stopped
+
+
+def queued_cancel_message(job: Job) -> str:
+    if not job.done:
+        return "Cancelled before it started; nothing was changed."
+    return (f"Cancelled while waiting to resume: {job.done} of {job.total} records were "
+            "changed, the rest were not.")
 
 
 def _cancel_queued_task(job: Job) -> None:

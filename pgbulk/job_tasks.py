@@ -14,17 +14,18 @@ Bulk update and bulk delete are two such tasks (pgbulk/tasks.py).
 
 from __future__ import annotations
 
-import time
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F, Model
 
 from pgbulk import locks, progress
 from pgbulk.conf import pgbulk_settings
-from pgbulk.exceptions import JobCancelled
+from pgbulk.exceptions import JobCancelled, JobShutdown
+from pgbulk.runtime import Every
 from pgbulk.signals import emit
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ class JobTask:
     func: Callable[..., Any]
     atomic: bool
     procrastinate_task: Any
+    queue: str | None = None  # None: PGBULK["QUEUE"] when the job is launched
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
@@ -52,21 +54,6 @@ REGISTRY: dict[str, JobTask] = {}
 TICK = 0.2
 
 
-class Every:
-    """``due()`` is True at most once per ``seconds`` (the first time always)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.last = float("-inf")
-
-    def due(self) -> bool:
-        now = time.monotonic()
-        if now - self.last < self.seconds:
-            return False
-        self.last = now
-        return True
-
-
 def run_in_worker(context, job_id: str) -> None:
     """The Procrastinate side of every job task: run the job, fail loudly if it failed."""
     from django.db import close_old_connections
@@ -74,9 +61,13 @@ def run_in_worker(context, job_id: str) -> None:
     from pgbulk import execute
     from pgbulk.exceptions import JobFailed
 
+    def abort_reason() -> str | None:
+        reason = context.abort_reason()
+        return getattr(reason, "value", reason) if reason else None
+
     close_old_connections()
     try:
-        job = execute.run(job_id, should_abort=context.should_abort)
+        job = execute.run(job_id, should_abort=abort_reason)
     finally:
         close_old_connections()
     if job is not None and job.status == "failed":
@@ -84,13 +75,14 @@ def run_in_worker(context, job_id: str) -> None:
 
 
 def job_task(func: Callable | None = None, *, name: str | None = None, atomic: bool = True,
-             queue: str = "pgbulk"):
+             queue: str | None = None):
     """Make ``func(job, *args, **kwargs)`` a pgbulk job task (a Procrastinate task underneath).
 
     ``job`` is a :class:`JobHandle`. ``atomic=True`` runs the body in one
     transaction (a dead worker's job is failed, its work rolled back);
     ``atomic=False`` commits per chunk of :meth:`JobHandle.chunks` (a dead
     worker's job is resumed: the body runs again over the records left).
+    ``queue`` is the Procrastinate queue its jobs go to (PGBULK["QUEUE"] by default).
     """
 
     def register(body: Callable) -> JobTask:
@@ -103,8 +95,9 @@ def job_task(func: Callable | None = None, *, name: str | None = None, atomic: b
 
         run.__name__ = run.__qualname__ = body.__name__
         run.__doc__ = body.__doc__
-        spec = JobTask(task_name, body, atomic,
-                       app.task(name=task_name, queue=queue, pass_context=True)(run))
+        task = app.task(name=task_name, queue=queue or pgbulk_settings.QUEUE,
+                        pass_context=True)(run)
+        spec = JobTask(task_name, body, atomic, task, queue)
         REGISTRY[task_name] = spec
         return spec
 
@@ -114,12 +107,17 @@ def job_task(func: Callable | None = None, *, name: str | None = None, atomic: b
 class JobHandle:
     """What a job task's body gets: progress, stop requests, its records, more locks."""
 
-    def __init__(self, job: Job, runtime: JobRuntime, should_abort: Callable[[], bool] | None):
+    def __init__(self, job: Job, runtime: JobRuntime,
+                 should_abort: Callable[[], Any] | None = None) -> None:
         self.job = job
         self.runtime = runtime
         self.should_abort = should_abort
         self.atomic = bool(job.params.get("atomic", True))
         self.message = ""
+        self.reserved = job.total  # target records reserved when this runner claimed the job
+        self.walked = 0  # target records handed to the body by chunk_rows()
+        self.walk_complete = False
+        self.new_errors: list[dict[str, Any]] = []  # not yet written to the error table
         self._write_tick, self._check_tick = Every(TICK), Every(TICK)
 
     @property
@@ -129,9 +127,10 @@ class JobHandle:
     # --- progress ---------------------------------------------------------------------
 
     def set_total(self, total: int) -> None:
+        """Say how many records the job will process (written at once, beside the
+        job's data transaction, so nothing waits for it)."""
         self.job.total = int(total)
-        type(self.job).objects.using(self.using).filter(pk=self.job.pk).update(
-            total=self.job.total)
+        self.runtime.update_job(using=self.runtime.side, total=self.job.total)
 
     def progress(self, done: int, total: int | None = None, message: str = "") -> None:
         """Report progress (visible at once, even inside an atomic job's transaction)."""
@@ -139,23 +138,40 @@ class JobHandle:
             self.set_total(total)
         self.job.done = max(self.job.done, int(done))
         self.message = message or self.message
-        if not self._write_tick.due() and not message and self.job.done < self.job.total:
-            return  # written at most every TICK seconds (the final state always is)
-        # Atomic: through the side connection, visible while the data transaction
-        # is open. Chunked: in the chunk's transaction, committed with its work.
-        using = self.runtime.side if self.atomic else self.using
-        progress.write(self.job, self.job.done, self.job.failed_count,
-                       self.message or f"{self.job.done} of {self.job.total}", using=using)
-        emit(self.job, "progress", using=using)
+        self.publish(force=bool(message) or self.job.done >= self.job.total)
 
     def advance(self, count: int, message: str = "") -> None:
         self.progress(self.job.done + count, message=message)
 
+    def tick(self, in_flight: int) -> None:
+        """Show ``in_flight`` more records processed in the open chunk (at most every TICK)."""
+        self.publish(in_flight)
+
+    def publish(self, in_flight: int = 0, *, force: bool = False) -> None:
+        """Write live progress beside the data transaction (at most every TICK unless forced)."""
+        if not force and not self._write_tick.due():
+            return
+        done = min(self.job.done + in_flight, max(self.job.total, self.job.done))
+        progress.write(self.job, done, self.job.failed_count,
+                       self.message or f"{done} of {self.job.total}", using=self.runtime.side)
+        emit(self.job, "progress", using=self.runtime.side)
+
     def fail_records(self, errors: list[dict[str, Any]]) -> None:
-        """Record failed records (``{pk, field, message}``); the job will end failed."""
+        """Record failed records (``{pk, record, field, message}``); the job will end failed."""
         cap = int(pgbulk_settings.MAX_RECORDED_ERRORS)
         self.job.failed_count += len(errors)
         self.job.errors = (self.job.errors + errors)[:cap]
+        self.new_errors.extend(errors)
+
+    def flush_errors(self, using: str) -> None:
+        """Write the errors recorded since the last flush to the error table."""
+        from pgbulk.models import JobError
+
+        JobError.objects.using(using).bulk_create(
+            JobError(job_id=self.job.pk, object_pk=e["pk"], record=e.get("record") or "",
+                     field=e.get("field") or "", message=e["message"])
+            for e in self.new_errors)
+        self.new_errors = []
 
     # --- stop requests -------------------------------------------------------------------
 
@@ -163,11 +179,19 @@ class JobHandle:
         """Was the job cancelled (or aborted by Procrastinate)?
 
         ``now=False`` (between chunks) asks the database at most every TICK
-        seconds; Procrastinate's abort flag is in memory and always read.
+        seconds; Procrastinate's abort flag is in memory and always read. A
+        worker shutting down raises JobShutdown (the sweep resumes the job); a
+        runner whose attempt is over raises JobFenced.
         """
-        if self.should_abort and self.should_abort():
+        reason = self.should_abort() if self.should_abort else None
+        if reason == "shutdown":
+            raise JobShutdown()
+        if reason:
             return True
-        return (now or self._check_tick.due()) and self.runtime.cancel_requested()
+        if not (now or self._check_tick.due()):
+            return False
+        self.runtime.maybe_sweep()
+        return self.runtime.cancel_requested()
 
     def check_stop(self, *, now: bool = True) -> None:
         """Raise JobCancelled if somebody asked the job to stop (see should_stop)."""
@@ -181,24 +205,38 @@ class JobHandle:
         (``size`` rows each, CHUNK_SIZE by default).
 
         Chunked jobs: each chunk's work commits in one transaction with the
-        release of its records and the job's progress, so a re-run resumes.
+        release of its records and the job's counts, under this runner's run
+        token; a re-run resumes. A chunk that does not commit rolls back its
+        counts and errors too.
         """
-        from pgbulk.execute import chunks
-
-        for rows in chunks(self.job, self.using, size):
+        for rows in locks.walk(self.job.id, self.using, size):
             self.check_stop(now=False)
+            self.walked += len(rows)
             if self.atomic:
                 yield rows
                 continue
-            with transaction.atomic(using=self.using):
-                failed_before, done_before = self.job.failed_count, self.job.done
-                yield rows
-                locks.release_chunk(self.job.id, rows[0][0], rows[-1][0], using=self.using)
-                type(self.job).objects.using(self.using).filter(pk=self.job.pk).update(
-                    done=F("done") + (self.job.done - done_before),
-                    failed_count=F("failed_count") + (self.job.failed_count - failed_before),
-                    errors=self.job.errors,
-                )
+            before = (self.job.done, self.job.failed_count, self.job.errors, len(self.new_errors))
+            try:
+                with transaction.atomic(using=self.using):
+                    yield rows
+                    locks.release_chunk(self.job.id, rows[0][0], rows[-1][0], using=self.using)
+                    self.commit_counts(before[0], before[1])
+            except BaseException:
+                self.job.done, self.job.failed_count, self.job.errors = before[:3]
+                del self.new_errors[before[3]:]
+                with contextlib.suppress(DatabaseError):  # never hide why the chunk stopped
+                    self.publish(force=True)
+                raise
+        self.walk_complete = True
+
+    def commit_counts(self, done_before: int, failed_before: int) -> None:
+        """In the chunk's transaction: add its counts to the job row, if still ours."""
+        self.runtime.update_job(
+            done=F("done") + (self.job.done - done_before),
+            failed_count=F("failed_count") + (self.job.failed_count - failed_before),
+            errors=self.job.errors,
+        )
+        self.flush_errors(self.using)
 
     def chunks(self, size: int | None = None) -> Iterator[list[Any]]:
         """Chunks of primary keys of the reserved records (of the job's model)."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import QuerySet
 
 from pgbulk import execute, locks
@@ -14,6 +15,7 @@ from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import BulkValidationError
 from pgbulk.models import Job, Status
 from pgbulk.signals import emit
+from pgbulk.sqlfiles import query
 from pgbulk.strategies import related_loading
 from pgbulk.values import clean_values
 
@@ -94,7 +96,7 @@ def launch(
     with transaction.atomic(using=using):
         job = Job.objects.using(using).create(
             kind=kind, task_name=task_name, params=params,
-            model=locks.model_label(queryset.model) if queryset is not None else "",
+            model=queryset.model._meta.label if queryset is not None else "",
             user=user if getattr(user, "is_authenticated", False) else None,
         )
         if queryset is not None:
@@ -103,7 +105,7 @@ def launch(
             raise BulkValidationError({"__all__": ["No records are selected."]})
         job.run_mode = run_mode(run, job.total, min_async_records)
         if job.run_mode == "async":
-            job.procrastinate_job_id = defer(task_name, job)
+            job.procrastinate_job_id = defer(task_name, job, using=using)
         job.save(update_fields=["total", "run_mode", "procrastinate_job_id"])
         emit(job, "create", using=using)
     if job.run_mode == "sync":
@@ -119,13 +121,22 @@ def run_mode(run: str, total: int, min_async_records: int) -> str:
     return run
 
 
-def defer(task_name: str, job: Job) -> int:
-    """Queue the task in the current transaction (Procrastinate's Django connector)."""
-    import pgbulk.tasks  # noqa: F401  (registers the bulk tasks)
+def defer(task_name: str, job: Job, *, using: str = "default") -> int:
+    """Queue the task in the current transaction, on Django's connection.
+
+    Procrastinate's connector commits on its own connection inside a worker;
+    calling its defer function here keeps the launch one transaction everywhere.
+    """
     from pgbulk.job_tasks import REGISTRY
 
-    task = REGISTRY[task_name].procrastinate_task
-    return task.configure(queue=pgbulk_settings.QUEUE).defer(job_id=str(job.id))
+    spec = REGISTRY.get(task_name)
+    if spec is None:
+        raise LookupError(f"no job task named {task_name!r} is registered")
+    with connections[using].cursor() as cursor:
+        cursor.execute(query("defer_task"), {
+            "queue": spec.queue or pgbulk_settings.QUEUE, "task_name": task_name,
+            "args": json.dumps({"job_id": str(job.id)})})
+        return cursor.fetchone()[0]
 
 
 __all__ = ["Status", "bulk_delete", "bulk_update", "launch"]

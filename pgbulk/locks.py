@@ -6,12 +6,15 @@ two overlapping launches never deadlock: the second waits, then is refused.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Model, QuerySet
 
+from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import ConflictError
 from pgbulk.sqlfiles import query
 from pgbulk.values import model_field
@@ -19,8 +22,26 @@ from pgbulk.values import model_field
 UNIQUE_RECORD = "pgbulk_reservation_record_uniq"
 
 
-def model_label(model: type[Model]) -> str:
-    return model._meta.label
+def lock_model(model: type[Model]) -> type[Model]:
+    """The model that owns ``model``'s primary key: proxies and multi-table
+    children share their concrete root table's records, so they share its locks."""
+    owner: Any = model._meta.concrete_model or model
+    while owner._meta.pk.remote_field is not None and owner._meta.pk.remote_field.parent_link:
+        owner = owner._meta.pk.remote_field.model._meta.concrete_model
+    return owner
+
+
+def lock_label(model: type[Model]) -> str:
+    """The model label reservations of ``model``'s records are keyed on."""
+    return lock_model(model)._meta.label
+
+
+def check_lockable(model: type[Model]) -> None:
+    """Refuse models pgbulk cannot reserve records of (a composite primary key)."""
+    if getattr(model._meta, "is_composite_pk", False):
+        raise ImproperlyConfigured(
+            f"{model._meta.label} has a composite primary key: pgbulk reserves records "
+            "by a single key and cannot run bulk jobs on it.")
 
 
 def selection_sql(queryset: QuerySet) -> tuple[str, list[Any]]:
@@ -43,7 +64,8 @@ def reserve(
     Must run inside a transaction. Raises ConflictError (and writes nothing)
     if another job holds any of them.
     """
-    label = model_label(queryset.model)
+    check_lockable(queryset.model)
+    label = lock_label(queryset.model)
     sel_sql, sel_params = selection_sql(queryset)
     if not is_target:
         sel_sql, sel_params = _not_yet_held(job_id, label, sel_sql, sel_params)
@@ -81,21 +103,36 @@ def _not_yet_held(job_id, label, sel_sql, sel_params) -> tuple[str, list[Any]]:
 def conflict_report(job_id: Any, queryset: QuerySet, *, using: str = "default") -> list[dict]:
     """The other jobs holding records of ``queryset``: ``[{job_id, user, count}]``."""
     user_model = get_user_model()
-    user_table = user_model._meta.db_table
-    username_col = model_field(user_model, user_model.USERNAME_FIELD).column
+    quote = connections[using].ops.quote_name
     sel_sql, sel_params = selection_sql(queryset)
     sql = (
         query("conflict_report")
         .replace("{selection}", sel_sql)
-        .replace("{user_table} u", f'{user_table} u')
-        .replace("u.username", f'u."{username_col}"')
+        .replace("{user_table}", quote(user_model._meta.db_table))
+        .replace("{user_key}", quote(str(user_model._meta.pk.column)))
+        .replace("{username}", quote(model_field(user_model, user_model.USERNAME_FIELD).column))
     )
     with connections[using].cursor() as cursor:
-        cursor.execute(sql, [model_label(queryset.model), str(job_id), *sel_params])
+        cursor.execute(sql, [lock_label(queryset.model), str(job_id), *sel_params])
         return [
             {"job_id": str(row[0]), "user": row[1], "count": row[2]}
             for row in cursor.fetchall()
         ]
+
+
+def walk(job_id: Any, using: str, size: int | None = None) -> Iterator[list[tuple[int, str]]]:
+    """Successive chunks of ``(seq, object_pk)`` of a job's remaining target records
+    (``size`` rows each, CHUNK_SIZE by default), walked through the primary key."""
+    last = 0
+    size = max(int(size or pgbulk_settings.CHUNK_SIZE), 1)
+    while True:
+        with connections[using].cursor() as cursor:
+            cursor.execute(query("next_chunk"), [str(job_id), last, size])
+            rows = cursor.fetchall()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
 
 
 def release_job(job_id: Any, *, using: str = "default") -> int:

@@ -25,3 +25,23 @@ class RunSQLFile(migrations.RunSQL):
 
     def describe(self) -> str:
         return f"Run sql/{self.file_name}"
+
+
+class RestoreSQLFileOnReverse(migrations.RunSQL):
+    """Re-run ``sql/<name>``'s up part when migrating backwards (nothing forwards).
+
+    Placed before the operation that replaces the file's objects, it puts the
+    previous definitions back when that migration is reversed.
+    """
+
+    def __init__(self, name: str, checksum: str) -> None:
+        self.file_name = name
+        self.checksum = checksum
+        up, _down = sqlfiles.up_down(name)
+        super().__init__(migrations.RunSQL.noop, up)
+
+    def deconstruct(self):  # pragma: no cover - migrations are hand written
+        return (self.__class__.__qualname__, [self.file_name, self.checksum], {})
+
+    def describe(self) -> str:
+        return f"Restore sql/{self.file_name} when reversed"

@@ -155,6 +155,7 @@ class JobError(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        db_table = "pgbulk_job_error"
         ordering = ["id"]
 
     def __str__(self) -> str:

@@ -14,19 +14,17 @@ if TYPE_CHECKING:
 
 
 def write(job: Job, done: int, failed: int, message: str = "", *, using: str) -> None:
-    """Record progress (monotonic: never lowers ``done``)."""
+    """Record the job's progress as it is now (live figures fall back when the
+    transaction that counted them rolls back; the job row keeps what committed)."""
     with connections[using].cursor() as cursor:
-        cursor.execute(
-            query("upsert_progress"), [str(job.id), job.total, done, failed, message]
-        )
+        cursor.execute(query("upsert_progress"), {
+            "job_id": str(job.id), "total": job.total, "done": done, "failed": failed,
+            "message": message})
 
 
 def write_final(job: Job, message: str, *, using: str) -> None:
     """Record a finished job's exact figures (an atomic job that rolled back goes to 0)."""
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            query("final_progress"), [str(job.id), job.total, job.done, job.failed_count, message]
-        )
+    write(job, job.done, job.failed_count, message, using=using)
 
 
 def primary(job: Job) -> str:
@@ -44,16 +42,27 @@ def probe(job: Job, using: str) -> tuple[bool, int | None]:
     return (bool(row[0]), row[1]) if row else (False, None)
 
 
-def snapshot(job: Job) -> dict[str, Any]:
-    """Status and progress of a job as a plain dict (what the progress endpoint serves)."""
+def snapshot(job: Job, *, repair: bool = True) -> dict[str, Any]:
+    """Status and progress of a job as a plain dict (what the progress endpoint serves).
+
+    A running job that no runner holds is reported as ``worker_lost``; with
+    ``repair`` the sweep then acts on that one job at once (resume, fail or
+    cancel it) and the snapshot shows the outcome.
+    """
     from pgbulk.models import Progress
 
     using = primary(job)
-    live = Progress.objects.using(using).filter(job_id=job.id).first()
     worker_lost, queue_position = probe(job, using) if not job.is_terminal else (False, None)
+    if worker_lost and repair:
+        from pgbulk.sweep import sweep_job
+
+        sweep_job(job.id, using=using)
+        job.refresh_from_db(using=using)
+        worker_lost, queue_position = probe(job, using) if not job.is_terminal else (False, None)
+    live = Progress.objects.using(using).filter(job_id=job.id).first()
     done, failed = job.done, job.failed_count
     message = job.message
-    if live is not None and not job.is_terminal:
+    if live is not None and job.status == "running" and not worker_lost:
         done, failed = max(done, live.done), max(failed, live.failed_count)
         message = live.message or message
     total = job.total

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextvars
+import logging
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -11,10 +13,14 @@ from django.db import connections, transaction
 from django.db.models import Model
 
 from pgbulk import locks
+from pgbulk.conf import pgbulk_settings
+from pgbulk.exceptions import JobFenced
 from pgbulk.sqlfiles import query
 
 if TYPE_CHECKING:
     from pgbulk.models import Job
+
+logger = logging.getLogger("pgbulk")
 
 _current: contextvars.ContextVar[JobRuntime | None] = contextvars.ContextVar(
     "pgbulk_job", default=None
@@ -37,8 +43,28 @@ def side_alias(using: str = "default") -> str:
     return alias
 
 
+class Every:
+    """``due()`` is True at most once per ``seconds`` (the first time always)."""
+
+    def __init__(self, seconds: float, *, first: bool = True) -> None:
+        self.seconds = seconds
+        self.last = float("-inf") if first else time.monotonic()
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.seconds:
+            return False
+        self.last = now
+        return True
+
+
 class JobRuntime:
-    """What a job's code can reach while it runs (see :func:`current_job`)."""
+    """What a job's code can reach while it runs (see :func:`current_job`).
+
+    A runner holds the job's liveness lock for as long as it lives and carries
+    the run token (``attempt``) it claimed the job under: every write about the
+    job checks that token, so a runner the sweep took the job from stops.
+    """
 
     def __init__(self, job: Job, *, using: str = "default", separate: bool = True) -> None:
         self.job = job
@@ -46,25 +72,68 @@ class JobRuntime:
         # Inside a caller's open transaction nothing is visible to a second
         # connection yet, so everything stays on the caller's connection.
         self.side = side_alias(using) if separate else using
+        self.token: int | None = None
         self._registered: set[tuple[str, str]] = set()
+        self._sweep_clock = Every(float(pgbulk_settings.CLEANUP_SCHEDULE_INTERVAL), first=False)
+
+    @property
+    def separate(self) -> bool:
+        return self.side != self.using
 
     def take_liveness_lock(self) -> bool:
-        """Hold the job's advisory lock for as long as this runtime lives."""
-        if self.side == self.using:
-            return True
+        """Hold the job's advisory lock for as long as this runtime lives (inside a
+        caller's transaction: until that transaction ends)."""
+        name = "try_job_lock" if self.separate else "try_job_xact_lock"
         with connections[self.side].cursor() as cursor:
-            cursor.execute(query("try_job_lock"), [str(self.job.id)])
+            cursor.execute(query(name), {"job_id": str(self.job.id)})
             return bool(cursor.fetchone()[0])
 
-    def cancel_requested(self) -> bool:
-        with connections[self.side].cursor() as cursor:
-            cursor.execute(query("cancel_requested"), [str(self.job.id)])
+    def claim(self) -> bool:
+        """Mark the job running under a run token; False if it is not ours to run."""
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(query("claim_job"), {"job_id": str(self.job.id)})
             row = cursor.fetchone()
-        return bool(row and row[0])
+        self.job.refresh_from_db()
+        self.token = row[0] if row else None
+        return row is not None
+
+    def cancel_requested(self) -> bool:
+        """Was the job asked to stop? Raises JobFenced if this runner's attempt is over."""
+        with connections[self.side].cursor() as cursor:
+            cursor.execute(query("runner_state"), {"job_id": str(self.job.id),
+                                                   "attempt": self.token})
+            row = cursor.fetchone()
+        if not row or not row[1]:
+            raise JobFenced(f"job {self.job.id}: attempt {self.token} is no longer current")
+        return bool(row[0])
+
+    def fenced(self, using: str | None = None):
+        """The job's row, only while this runner's attempt is current (for ``update()``)."""
+        from pgbulk.models import Job, Status
+
+        return Job.objects.using(using or self.using).filter(
+            pk=self.job.pk, status=Status.RUNNING, attempt=-1 if self.token is None else self.token)
+
+    def update_job(self, using: str | None = None, **changes: Any) -> None:
+        """Update the job's row under this runner's token; JobFenced if it is not current."""
+        if not self.fenced(using).update(**changes):
+            raise JobFenced(f"job {self.job.id}: attempt {self.token} is no longer current")
+
+    def maybe_sweep(self) -> None:
+        """Run the sweep now and then while this job runs, so a dead worker's job is
+        resumed even when every worker is busy with long jobs."""
+        if not self.separate or not self._sweep_clock.due():
+            return
+        from pgbulk.sweep import sweep
+
+        try:
+            sweep(using=self.side)
+        except Exception:  # the safety net must never break the job it runs beside
+            logger.exception("pgbulk: in-band sweep failed (job %s runs on)", self.job.id)
 
     def register(self, model: type[Model], pks: Iterable[Any]) -> int:
         """Reserve ``pks`` of ``model`` under this job (see register_descendant_conflicts)."""
-        label = locks.model_label(model)
+        label = locks.lock_label(model)
         wanted = [pk for pk in pks if (label, str(pk)) not in self._registered]
         if not wanted:
             return 0
@@ -80,7 +149,7 @@ class JobRuntime:
         return count
 
     def close(self) -> None:
-        if self.side != self.using:
+        if self.separate:
             connections[self.side].close()  # ends the session: releases the liveness lock
 
 

@@ -13,37 +13,38 @@ from django.db.models.expressions import RawSQL
 
 from pgbulk import values as values_mod
 from pgbulk.conf import pgbulk_settings
-from pgbulk.exceptions import PgbulkError
+from pgbulk.exceptions import PgbulkError, RecordFailed
 from pgbulk.sqlfiles import query
 from pgbulk.values import model_field
 
 if TYPE_CHECKING:
     from pgbulk.models import Job
 
+# What a record's failure is caught as. Control flow (JobInterrupted: cancel,
+# fencing, shutdown) is not among them and always stops the job.
 RECORD_ERRORS = (ValidationError, DatabaseError, ProtectedError, RestrictedError, PgbulkError)
 
 
-class RecordFailed(Exception):
-    """A record could not be changed; carries its ``{pk, field, message}`` entries."""
-
-    def __init__(self, entries: list[dict[str, Any]]) -> None:
-        self.entries = entries
-        first = entries[0]
-        where = f"{first['field']}: " if first.get("field") else ""
-        super().__init__(f"record {first['pk']}: {where}{first['message']}")
+def name_of(record: Any) -> str:
+    """``str(record)``, or "" if the record cannot say (its __str__ failed)."""
+    try:
+        return str(record)[:300] if record is not None else ""
+    except Exception:
+        return ""
 
 
-def describe(pk: Any, error: BaseException) -> list[dict[str, Any]]:
+def describe(pk: Any, error: BaseException, record: Any = None) -> list[dict[str, Any]]:
     """Error entries naming the record (and the field, when Django says which)."""
+    base = {"pk": str(pk), "record": name_of(record)}
     if isinstance(error, ValidationError) and hasattr(error, "error_dict"):
         return [
-            {"pk": str(pk), "field": None if field == "__all__" else field, "message": " ".join(msgs)}
+            {**base, "field": None if field == "__all__" else field, "message": " ".join(msgs)}
             for field, msgs in error.message_dict.items()
         ]
     if isinstance(error, ValidationError):
-        return [{"pk": str(pk), "field": None, "message": " ".join(error.messages)}]
+        return [{**base, "field": None, "message": " ".join(error.messages)}]
     text = error.args[0] if isinstance(error, ProtectedError | RestrictedError) else str(error)
-    return [{"pk": str(pk), "field": None, "message": str(text).strip()}]
+    return [{**base, "field": None, "message": str(text).strip()}]
 
 
 class Operation:
@@ -55,6 +56,8 @@ class Operation:
         self.job = job
         self.using = using
         self.model: type[Model] = apps.get_model(job.model)
+        # Called with the number of records processed so far in the open chunk.
+        self.tick: Callable[[int], None] = lambda processed: None
 
     @property
     def chunk_size(self) -> int:
@@ -89,7 +92,7 @@ class Operation:
             return []
         keys = self.keys_of(rows)
         return [
-            {"pk": str(k), "field": None, "message": "The record no longer exists."}
+            {"pk": str(k), "record": "", "field": None, "message": "The record no longer exists."}
             for k in keys if k not in present
         ]
 
@@ -97,7 +100,6 @@ class Operation:
         """Run ``change`` per record; with ``per_record`` in a savepoint each."""
         done, errors = 0, []
         for record in records:
-            pk = record.pk
             try:
                 if per_record:
                     with transaction.atomic(using=self.using):
@@ -106,10 +108,11 @@ class Operation:
                     change(record)
                 done += 1
             except RECORD_ERRORS as error:
-                entries = describe(pk, error)
+                entries = describe(record.pk, error, record)
                 if not per_record:
                     raise RecordFailed(entries) from error
                 errors.extend(entries)
+            self.tick(done + len(errors))
         return done, errors
 
 

@@ -7,20 +7,23 @@ from procrastinate.contrib.django import app
 
 from pgbulk import sweep as sweep_module
 from pgbulk.conf import pgbulk_settings
+from pgbulk.exceptions import RecordFailed
 from pgbulk.job_tasks import JobHandle, job_task
-from pgbulk.strategies import RecordFailed, operation_for
+from pgbulk.strategies import operation_for
 
 
 def apply_operation(job: JobHandle) -> str:
     """Walk the reserved records chunk by chunk and update or delete them."""
     operation = operation_for(job.job, job.using)
+    operation.tick = job.tick
     for rows in job.chunk_rows(operation.chunk_size):
         changed, errors = operation.apply(rows, per_record=not job.atomic)
         if errors and job.atomic:
             raise RecordFailed(errors)
         job.fail_records(errors)
         job.advance(changed)
-    return f"Changed {job.job.done} of {job.job.total} records."
+    verb = "Deleted" if job.job.kind == "delete" else "Changed"
+    return f"{verb} {job.job.done} of {job.job.total} records."
 
 
 @job_task(name="pgbulk.tasks.bulk_update_task")
@@ -47,7 +50,7 @@ def sweep_cron(seconds: int) -> str:
     cron=sweep_cron(pgbulk_settings.CLEANUP_SCHEDULE_INTERVAL), periodic_id="pgbulk",
     queue=pgbulk_settings.QUEUE,
 )
-@app.task(name="pgbulk.tasks.sweep", queue="pgbulk", pass_context=False)
+@app.task(name="pgbulk.tasks.sweep", queue=pgbulk_settings.QUEUE, pass_context=False)
 def sweep(timestamp: int) -> None:
     """Periodic safety net: resume or fail jobs of dead workers, release orphaned locks."""
     close_old_connections()

@@ -1,6 +1,12 @@
 -- Named queries used by pgbulk's Python code. Each starts with "-- name: x",
 -- then a comment line saying what it does. {selection} is a queryset's SQL.
 
+-- name: defer_task
+-- Queue a Procrastinate task in the caller's transaction (Django's connection).
+SELECT (procrastinate_defer_jobs_v1(ARRAY[ROW(
+    %(queue)s, %(task_name)s, 0, NULL, NULL, %(args)s::jsonb, NULL
+)::procrastinate_job_to_defer_v1]))[1];
+
 -- name: lock_model
 -- Serialise reservations of one model until the end of the transaction.
 SELECT pg_advisory_xact_lock(pgbulk_model_lock_key(%s));
@@ -14,14 +20,15 @@ FROM (SELECT DISTINCT q.pk FROM ({selection}) AS q(pk)) AS s;
 
 -- name: conflict_report
 -- Which other jobs hold exclusive reservations on records of a selection.
+-- {user_table}, {user_key}, {username}: the user model's quoted table and columns.
 -- params: model, job_id, then the selection's.
-SELECT r.job_id, u.username, count(*) AS overlap
+SELECT r.job_id, u.{username}, count(*) AS overlap
 FROM pgbulk_reservation r
 JOIN pgbulk_job j ON j.id = r.job_id
-LEFT JOIN {user_table} u ON u.id = j.user_id
+LEFT JOIN {user_table} u ON u.{user_key} = j.user_id
 WHERE r.exclusive AND r.model = %s AND r.job_id <> %s::uuid
   AND r.object_pk IN (SELECT q.pk::text FROM ({selection}) AS q(pk))
-GROUP BY r.job_id, u.username
+GROUP BY r.job_id, u.{username}
 ORDER BY overlap DESC;
 
 -- name: next_seq
@@ -44,36 +51,35 @@ WHERE job_id = %s::uuid AND seq BETWEEN %s AND %s AND is_target;
 DELETE FROM pgbulk_reservation WHERE job_id = %s::uuid;
 
 -- name: claim_job
--- Mark a job running (first run, or a resume after a dead worker).
+-- Mark a job running under a run token and return the token (its attempt). A
+-- queued job keeps the attempt the sweep gave it; a running job is only claimed
+-- by whoever holds its liveness lock (its previous runner is gone), so the
+-- attempt is raised to fence that runner out.
 UPDATE pgbulk_job
-SET status = 'running', started_at = coalesce(started_at, now())
-WHERE id = %s::uuid AND status IN ('queued', 'running') AND NOT cancel_requested
-RETURNING id;
+SET status = 'running', started_at = coalesce(started_at, now()), attempt_started_at = now(),
+    attempt = attempt + CASE WHEN status = 'running' THEN 1 ELSE 0 END
+WHERE id = %(job_id)s::uuid AND status IN ('queued', 'running') AND NOT cancel_requested
+RETURNING attempt;
 
 -- name: try_job_lock
--- Take the job's liveness lock (session-level) if no live worker holds it.
-SELECT pg_try_advisory_lock(pgbulk_job_lock_key(%s::uuid));
+-- Take the job's liveness lock (session-level) if no live runner holds it.
+SELECT pg_try_advisory_lock(pgbulk_job_lock_key(%(job_id)s::uuid));
 
--- name: cancel_requested
--- Whether somebody asked a job to stop.
-SELECT cancel_requested FROM pgbulk_job WHERE id = %s::uuid;
+-- name: try_job_xact_lock
+-- Take the job's liveness lock until the end of the current transaction (a job
+-- run synchronously inside its caller's transaction).
+SELECT pg_try_advisory_xact_lock(pgbulk_job_lock_key(%(job_id)s::uuid));
+
+-- name: runner_state
+-- Whether a job was asked to stop, and whether a runner's attempt is still current.
+SELECT cancel_requested, status = 'running' AND attempt = %(attempt)s
+FROM pgbulk_job WHERE id = %(job_id)s::uuid;
 
 -- name: upsert_progress
--- Write a job's live progress (one row per job, UNLOGGED table).
--- params: job_id, total, done, failed_count, message.
+-- Write a job's live progress (one row per job, UNLOGGED table): the figures
+-- as they are now, which fall back when a transaction that counted rolls back.
 INSERT INTO pgbulk_progress (job_id, total, done, failed_count, message, started_at, updated_at)
-VALUES (%s::uuid, %s, %s, %s, %s, now(), now())
-ON CONFLICT (job_id) DO UPDATE
-SET total = EXCLUDED.total,
-    done = greatest(pgbulk_progress.done, EXCLUDED.done),
-    failed_count = greatest(pgbulk_progress.failed_count, EXCLUDED.failed_count),
-    message = EXCLUDED.message,
-    updated_at = now();
-
--- name: final_progress
--- Write a finished job's exact figures (an atomic job that rolled back goes to 0).
-INSERT INTO pgbulk_progress (job_id, total, done, failed_count, message, started_at, updated_at)
-VALUES (%s::uuid, %s, %s, %s, %s, now(), now())
+VALUES (%(job_id)s::uuid, %(total)s, %(done)s, %(failed)s, %(message)s, now(), now())
 ON CONFLICT (job_id) DO UPDATE
 SET total = EXCLUDED.total, done = EXCLUDED.done, failed_count = EXCLUDED.failed_count,
     message = EXCLUDED.message, updated_at = now();
@@ -85,10 +91,16 @@ SELECT object_pk::{key_type} FROM pgbulk_reservation
 WHERE job_id = %s::uuid AND seq BETWEEN %s AND %s AND is_target
 
 -- name: sweep
--- Run the safety-net sweep with the given ages in seconds.
-SELECT pgbulk_sweep(
-    make_interval(secs => %s), make_interval(secs => %s), make_interval(secs => %s),
-    make_interval(secs => %s), make_interval(secs => %s)
+-- Run the safety-net sweep with the given ages in seconds (only_job: one job).
+SELECT pgbulk_sweep_v2(
+    conflict_ttl => make_interval(secs => %(conflict_ttl)s),
+    progress_ttl => make_interval(secs => %(progress_ttl)s),
+    max_task_duration => make_interval(secs => %(max_task_duration)s),
+    job_retention => make_interval(secs => %(job_retention)s),
+    heartbeat_timeout => make_interval(secs => %(heartbeat_timeout)s),
+    max_resumes => %(max_resumes)s,
+    sync_start_timeout => make_interval(secs => %(sync_start_timeout)s),
+    only_job => %(only_job)s::uuid
 );
 
 -- name: job_probe

@@ -13,6 +13,7 @@ from django.db import OperationalError, connection, connections
 
 import pgbulk
 from pgbulk.models import Job, Progress
+from pgbulk.progress import snapshot
 from pgbulk.sweep import sweep
 from testproject.library.models import Book
 from tests.factories import make_books, reservation_count, wait_for
@@ -57,7 +58,9 @@ def test_immediate_shutdown_mid_job_ends_every_job_definitely(start_worker, sett
     # Recovery emptied the UNLOGGED table; the job rows say where the jobs stand.
     assert Progress.objects.count() == 0
     chunked.refresh_from_db()
-    assert chunked.status == "running" and chunked.progress()["progress_known"] is False
+    lost = snapshot(chunked, repair=False)  # what a reader sees before anything sweeps
+    assert chunked.status == "running" and lost["progress_known"] is False
+    assert lost["worker_lost"] is True
     atomic.refresh_from_db()  # running, or already failed if its task ended after restart
     assert atomic.status in ("running", "failed"), atomic.message
 

@@ -15,6 +15,7 @@ from django.db.utils import DatabaseError
 
 import pgbulk
 from pgbulk.models import Job, Progress, Reservation
+from pgbulk.progress import snapshot
 from pgbulk.sweep import sweep
 from testproject.library.models import Book
 from tests.factories import chunk_env, make_books, reservation_count, wait_for
@@ -47,7 +48,7 @@ def test_dead_worker_atomic_job_fails_with_data_untouched(start_worker, fault_qu
     doomed.kill()
     sweep_until(job, "failed")
     job.refresh_from_db()
-    assert job.status == "failed" and "died" in job.message
+    assert job.status == "failed" and "worker running this job was lost" in job.message
     assert not Book.objects.filter(pk__in=ids, price=21).exists()
     assert reservation_count() == 0
 
@@ -214,8 +215,8 @@ def test_progress_is_rebuilt_when_the_unlogged_table_is_empty(settings):
     Job.objects.filter(pk=job.pk).update(status="running", done=20)
     Progress.objects.all().delete()  # what a crash does to the UNLOGGED table
     job.refresh_from_db()
-    snapshot = job.progress()
-    assert (snapshot["done"], snapshot["progress_known"]) == (20, False)
+    seen = snapshot(job, repair=False)  # nobody runs it: a reader sees the lost worker
+    assert (seen["done"], seen["progress_known"], seen["worker_lost"]) == (20, False, True)
 
 
 def test_status_command_reports_jobs_locks_and_workers(worker, settings):

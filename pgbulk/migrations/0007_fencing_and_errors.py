@@ -45,6 +45,7 @@ class Migration(migrations.Migration):
                 ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='record_errors', to='pgbulk.job')),
             ],
             options={
+                'db_table': 'pgbulk_job_error',
                 'ordering': ['id'],
             },
         ),
