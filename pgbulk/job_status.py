@@ -6,6 +6,7 @@ job is what the database says.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +34,12 @@ class JobStatus:
     figures: str  # "Changed 2,000 of 19,945 · 3 failed · 120 rows/s · about 2 min left"
     bar: Bar
     tone: str  # CSS modifier: queued, running, succeeded, failed, cancelled, lost
+    note: str  # the job's message when it says more than the figures (what the sweep did...)
     announcement: str  # for the aria-live region once the job is over
+
+
+#: The message a runner writes by itself while it goes ("2000 of 19945"): the figures say it.
+PLAIN_COUNT = re.compile(r"^\d+ of \d+$")
 
 
 def verb(job: Job) -> str:
@@ -78,8 +84,11 @@ def job_status(job: Job, progress: dict[str, Any]) -> JobStatus:
         headline = cancelled_text(job, done, total)
     if job.is_terminal and progress.get("rate"):
         parts.append(_("%(rate)s records/s") % {"rate": number(round(progress["rate"]))})
-    announcement = f"{headline}. {progress['message']}" if job.is_terminal else ""
-    return JobStatus(headline, " · ".join(parts), bar(done, failed, total), tone, announcement)
+    message = progress.get("message") or ""
+    note = "" if PLAIN_COUNT.match(message) else message
+    announcement = f"{headline}. {message}" if job.is_terminal else ""
+    return JobStatus(headline, " · ".join(parts), bar(done, failed, total), tone, note,
+                     announcement)
 
 
 def queued_text(position: int | None) -> str:

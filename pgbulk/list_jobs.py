@@ -29,14 +29,9 @@ class Hold:
     visible: bool  # may the viewer open that job?
 
 
-def lock_labels(model: type[Model]) -> list[str]:
-    """The labels reservations of ``model`` may carry (its own, its concrete model's)."""
-    concrete: Any = model._meta.concrete_model
-    labels = {model._meta.label, concrete._meta.label}
-    helper = getattr(locks, "lock_label", None)
-    if helper is not None:
-        labels.add(helper(model))
-    return sorted(labels)
+def model_labels(model: type[Model]) -> list[str]:
+    """Labels of jobs on ``model``'s records: its own, and the model owning its key."""
+    return sorted({model._meta.label, locks.lock_label(model)})
 
 
 def active_jobs(user: Any, model: type[Model]) -> list[Job]:
@@ -44,7 +39,7 @@ def active_jobs(user: Any, model: type[Model]) -> list[Job]:
     if not getattr(user, "is_authenticated", False):
         return []
     jobs = Job.objects.select_related("user", "cancelled_by").filter(
-        user=user, model__in=lock_labels(model), status__in=ACTIVE)
+        user=user, model__in=model_labels(model), status__in=ACTIVE)
     return list(jobs.order_by("created_at")[:BANNER_JOBS])
 
 
@@ -54,7 +49,7 @@ def reserved_rows(user: Any, model: type[Model], keys: Iterable[Any]) -> dict[st
     if not texts:
         return {}
     username = f"job__user__{get_user_model().USERNAME_FIELD}"
-    rows = (Reservation.objects.filter(model__in=lock_labels(model), object_pk__in=texts,
+    rows = (Reservation.objects.filter(model=locks.lock_label(model), object_pk__in=texts,
                                        job__status__in=ACTIVE)
             .values_list("object_pk", "job_id", "job__user_id", username))
     held: dict[str, Hold] = {}

@@ -12,6 +12,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 
 import pgbulk
+from pgbulk.job_status import job_status
 from pgbulk.models import Job, JobError
 from testproject.library.models import Book, Genre
 from tests.factories import make_books
@@ -75,6 +76,7 @@ def test_delete_and_task_jobs_in_words(client, editor):
     deleted = Job.objects.get(kind="delete")
     page = text_of(client.get(f"/pgbulk/jobs/{deleted.id}/"))
     assert "Delete 3 Books" in page and "Succeeded Deleted 3 of 3" in page
+    assert "Deleted 3 of 3 records." in page and "Changed" not in page
     task = crafted(editor, kind="task", task_name="testproject.library.tasks.recalculate_prices",
                    params={"context": {"label": "Recalculate prices"}}, total=7)
     assert "Recalculate prices on 7 Books" in text_of(client.get(f"/pgbulk/jobs/{task.id}/"))
@@ -168,16 +170,33 @@ def test_bar_shows_changed_failed_and_remaining_apart(client, editor):
 @pytest.mark.parametrize(("atomic", "says"), [
     (False, "Worker lost after 2,000 of 19,945; the job will resume"),
     (True, "Worker lost after 2,000 of 19,945; the job will fail, nothing was changed")])
-def test_a_job_whose_worker_died_says_so(client, editor, atomic, says):
-    make_books(1)
-    job = crafted(editor, total=19_945, done=2_000,
-                  params={"values": {"price": "1"}, "atomic": atomic})
+def test_a_job_whose_worker_died_says_so(atomic, says):
+    job = Job(kind="update", model="library.Book", status="running", total=19_945,
+              params={"atomic": atomic})
+    snapshot = {"status": "running", "done": 2_000, "failed_count": 0, "total": 19_945,
+                "rate": 4.6, "eta_seconds": 436.0, "message": "2000 of 19945",
+                "progress_known": True, "worker_lost": True, "queue_position": None}
+    status = job_status(job, snapshot)
+    assert status.headline == says and status.tone == "lost"
+    assert "left" not in status.figures and status.note == ""
+
+
+@pytest.mark.parametrize(("atomic", "status", "says"), [
+    (False, "queued", "Worker lost after 10 of 25 records; resuming where it stopped"),
+    (True, "failed", "The worker running this job was lost; its changes were rolled back: "
+                     "nothing was changed.")])
+def test_pages_show_what_the_sweep_did_with_a_lost_job(client, editor, atomic, status, says):
+    ids = make_books(25)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 4}, user=editor,
+                             atomic=atomic)
     Job.objects.filter(pk=job.pk).update(status="running")  # nobody holds its liveness lock
-    html = client.get(f"/pgbulk/jobs/{job.id}/progress/").content.decode()
-    assert says in text_of_html(html) and 'data-worker-lost="1"' in html
-    assert "left" not in text_of_html(html)
-    assert says in text_of(client.get(f"/pgbulk/jobs/{job.id}/"))
-    assert says in text_of(client.get("/pgbulk/jobs/"))
+    Job.objects.filter(pk=job.pk).update(done=10)
+    page = text_of(client.get(f"/pgbulk/jobs/{job.id}/progress/"))
+    assert Job.objects.get(pk=job.pk).status == status and says in page
+    if atomic:
+        assert "Failed Changed 0 of 25" in page
+    else:
+        assert "Queued: waiting for a worker" in page
 
 
 def text_of_html(html: str) -> str:
