@@ -77,7 +77,7 @@ def job_status(job: Job, progress: dict[str, Any]) -> JobStatus:
     tone = progress["status"]
     headline = job.get_status_display()
     if progress["status"] == "queued":
-        headline = queued_text(progress.get("queue_position"))
+        headline = queued_text(progress.get("queue_position"), again=job.attempt > 0)
     elif progress["status"] == "running":
         headline, tone = running_text(job, progress, parts)
     elif progress["status"] == "cancelled":
@@ -91,8 +91,10 @@ def job_status(job: Job, progress: dict[str, Any]) -> JobStatus:
                      announcement)
 
 
-def queued_text(position: int | None) -> str:
-    text = _("Queued: waiting for a worker")
+def queued_text(position: int | None, *, again: bool = False) -> str:
+    """ "Queued: waiting for a worker (2 jobs ahead of it)"; "Queued again" once resumed."""
+    text = _("Queued again: waiting for a worker") if again else _(
+        "Queued: waiting for a worker")
     if position is None:
         return text
     if position == 0:

@@ -196,7 +196,21 @@ def test_pages_show_what_the_sweep_did_with_a_lost_job(client, editor, atomic, s
     if atomic:
         assert "Failed Changed 0 of 25" in page
     else:
-        assert "Queued: waiting for a worker" in page
+        assert "Queued again: waiting for a worker" in page
+
+
+def test_a_cancel_on_a_job_whose_worker_died_ends_cancelled_with_counts(client, editor):
+    ids = make_books(25)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 4}, user=editor,
+                             atomic=False)
+    Job.objects.filter(pk=job.pk).update(status="running")
+    Job.objects.filter(pk=job.pk).update(done=10)
+    job.refresh_from_db()
+    assert job.cancel(by=editor)  # asked; nobody runs it to stop it
+    page = text_of(client.get(f"/pgbulk/jobs/{job.id}/"))
+    assert Job.objects.get(pk=job.pk).status == "cancelled"
+    assert re.search(r"Cancelled by editor at \d\d:\d\d after 10 of 25", page)
+    assert "its worker was lost before it stopped: 10 of 25 records were changed" in page
 
 
 def text_of_html(html: str) -> str:

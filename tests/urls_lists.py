@@ -20,6 +20,8 @@ class AuthorListView(LoginRequiredMixin, BulkEditMixin, ListView):
 class PublisherListView(LoginRequiredMixin, BulkEditMixin, ListView):
     model = Publisher
     extra_context = {"title": "Publishers"}
+    paginate_by = 2
+    ordering = ["name"]
     template_name = "library/simple_list.html"
     bulk_fields = ["active"]
     bulk_delete = True
