@@ -195,6 +195,7 @@ def test_admin_action_form_and_progress_stay_in_the_admin(page, worker):
     page.select_option("select[name=action]", "pgbulk_bulk_edit")
     page.click("button[name=index]")
     page.wait_for_selector(".pgbulk-admin-form")
+    page.wait_for_function("window.pgbulk !== undefined")  # its script is deferred
     assert "Bulk edit" in page.inner_text(".breadcrumbs")
     page.select_option("select[name=status]", "published")
     assert page.is_checked("input[name=change_status]")
