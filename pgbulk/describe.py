@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Model
 from django.http import QueryDict
 from django.utils.formats import number_format
@@ -89,7 +90,7 @@ def kind_phrase(job: Job) -> str:
 def change_phrase(model: type[Model], name: str, raw: Any) -> str:
     try:
         field: Any = model._meta.get_field(name)
-    except Exception:
+    except FieldDoesNotExist:
         return f"{name} → {raw}"
     label = str(field.verbose_name)
     if field.many_to_many:

@@ -108,6 +108,8 @@ def running_text(job: Job, progress: dict[str, Any], parts: list[str]) -> tuple[
     if progress.get("worker_lost"):
         after = _("Worker lost after %(done)s of %(total)s") % {
             "done": number(done), "total": number(total)}
+        if job.cancel_requested:
+            return after + "; " + _("the job will end cancelled"), "lost"
         if job.params.get("atomic", True):
             return after + "; " + _("the job will fail, nothing was changed"), "lost"
         return after + "; " + _("the job will resume"), "lost"

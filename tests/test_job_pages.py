@@ -179,6 +179,8 @@ def test_a_job_whose_worker_died_says_so(atomic, says):
     status = job_status(job, snapshot)
     assert status.headline == says and status.tone == "lost"
     assert "left" not in status.figures and status.note == ""
+    job.cancel_requested = True
+    assert job_status(job, snapshot).headline.endswith("; the job will end cancelled")
 
 
 @pytest.mark.parametrize(("atomic", "status", "says"), [
