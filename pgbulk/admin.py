@@ -1,27 +1,76 @@
-"""Django admin: the Job history (read-only) and BulkEditAdminMixin, a bulk edit action."""
+"""Django admin: the Job history (read-only) and BulkEditAdminMixin, a bulk edit action.
+
+The action stays in the admin: its form and its progress page extend the admin's base
+template, with breadcrumbs and a link back to the changelist.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 import pgbulk
+from pgbulk import describe, record_errors
 from pgbulk.forms import BulkEditForm
+from pgbulk.job_views import progress_context
 from pgbulk.models import Job
+from pgbulk.permissions import can_see, get_visible_job, visible_jobs
+
+#: Errors the admin pages list before linking to the job's page.
+ADMIN_ERRORS = 20
+
+
+def job_page_context(request: HttpRequest, job: Job) -> dict[str, Any]:
+    """Progress, operation, selection and the first errors of a job, for admin pages."""
+    context = progress_context(request, job, "detail")
+    context.update({"operation": describe.operation(job), "selection": describe.selection(job)})
+    if context["records_readable"] and context["errors_count"]:
+        context["first_errors"] = record_errors.first(job, ADMIN_ERRORS, links=True)
+    return context
 
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ["id", "kind", "model", "status", "done", "total", "failed_count", "user",
-                    "created_at", "finished_at"]
+    """Read-only, whatever permissions a user has; each user sees the jobs they may see."""
+
+    list_display = ["summary", "status_text", "user", "created_at", "finished_at"]
     list_filter = ["status", "kind", "model"]
     search_fields = ["id", "model", "message"]
-    readonly_fields = [f.name for f in Job._meta.fields]
+    # Every column but the raw error summary (errors show below, to those who may read them).
+    readonly_fields = [f.name for f in Job._meta.fields if f.name != "errors"]
+    fields = tuple(readonly_fields)
+    change_form_template = "admin/pgbulk/job/change_form.html"
+
+    class Media:
+        css = {"all": ["pgbulk/pgbulk.css"]}
+        js = ["django_htmx/htmx-2.min.js", "pgbulk/pgbulk.js"]
+
+    @admin.display(description=gettext_lazy("job"))
+    def summary(self, job: Job) -> str:
+        return describe.summary(job)
+
+    @admin.display(description=gettext_lazy("status"), ordering="status")
+    def status_text(self, job: Job) -> str:
+        return job.get_status_display()
+
+    def get_queryset(self, request: HttpRequest):
+        return visible_jobs(request.user)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(getattr(request.user, "is_staff", False))
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        if not getattr(request.user, "is_staff", False):
+            return False
+        return obj is None or can_see(request.user, obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -31,6 +80,14 @@ class JobAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        job = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if job is not None:
+            extra.update(job_page_context(request, job))
+        return super().change_view(request, object_id, form_url, extra)
 
 
 if TYPE_CHECKING:
@@ -55,12 +112,24 @@ class BulkEditAdminMixin(_AdminBase):
             action = BulkEditAdminMixin.pgbulk_bulk_edit
             actions["pgbulk_bulk_edit"] = (
                 action, "pgbulk_bulk_edit",
-                f"Bulk edit selected {self.model._meta.verbose_name_plural}")
+                _("Bulk edit selected %(name)s") % {"name": self.model._meta.verbose_name_plural})
         return actions
+
+    def get_urls(self):
+        opts = self.model._meta
+        view = self.admin_site.admin_view(self.pgbulk_job_view)
+        return [path("pgbulk-job/<uuid:job_id>/", view,
+                     name=f"{opts.app_label}_{opts.model_name}_pgbulk_job"),
+                *super().get_urls()]
+
+    def pgbulk_changelist_url(self) -> str:
+        opts = self.model._meta
+        return reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_changelist")
 
     def pgbulk_bulk_edit(self, request: HttpRequest, queryset):
         applying = "pgbulk_apply" in request.POST
         form = BulkEditForm(self.model, self.bulk_fields, data=request.POST if applying else None)
+        count = queryset.count()
         if applying and form.is_valid():
             try:
                 job = pgbulk.bulk_update(
@@ -68,27 +137,60 @@ class BulkEditAdminMixin(_AdminBase):
                     run="auto" if self.bulk_async else "sync", strategy=self.bulk_strategy,
                     atomic=self.bulk_atomic, conflict_checking=self.bulk_async_conflict_checking,
                     min_async_records=self.bulk_min_async_records,
+                    context=self.pgbulk_origin(request, count),
                 )
             except pgbulk.ConflictError as conflict:
-                self.message_user(request, f"Nothing was changed. {conflict}", messages.ERROR)
+                self.message_user(request, self.pgbulk_conflict_text(conflict), messages.ERROR)
                 return None
             except pgbulk.BulkValidationError as invalid:
                 form.add_validation_errors(invalid.errors)
             else:
                 if not job.is_terminal:
-                    return redirect("pgbulk:job-detail", job_id=job.id)
+                    opts = self.model._meta
+                    return redirect(f"{self.admin_site.name}:{opts.app_label}_"
+                                    f"{opts.model_name}_pgbulk_job", job_id=job.id)
                 level = messages.SUCCESS if job.status == "succeeded" else messages.ERROR
                 self.message_user(request, job.message, level)
                 return None
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Bulk edit {self.model._meta.verbose_name_plural}",
+            "title": _("Bulk edit %(name)s") % {"name": self.model._meta.verbose_name_plural},
             "opts": self.model._meta,
             "form": form,
-            "count": queryset.count(),
+            "count": count,
+            "changelist_url": self.pgbulk_changelist_url(),
             "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
             "select_across": request.POST.get("select_across", "0"),
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "pgbulk/admin/bulk_edit.html", context,
                                 status=422 if applying else 200)
+
+    def pgbulk_origin(self, request: HttpRequest, count: int) -> dict[str, Any]:
+        select_all = request.POST.get("select_across") == "1"
+        return {"source": "admin", "list_url": self.pgbulk_changelist_url(),
+                "filters": request.GET.urlencode(), "select_all": select_all,
+                "selected": count, "excluded": 0}
+
+    def pgbulk_conflict_text(self, conflict: pgbulk.ConflictError) -> str:
+        ids = [c["job_id"] for c in conflict.conflicts]
+        jobs = {str(job.id): job for job in Job.objects.filter(pk__in=ids)}
+        parts = []
+        for c in conflict.conflicts:
+            job = jobs.get(str(c["job_id"]))
+            parts.append(_("%(count)s held by %(what)s of %(user)s (%(status)s)") % {
+                "count": c["count"], "what": describe.kind_phrase(job) if job else _("a job"),
+                "user": c.get("user") or _("an unknown user"),
+                "status": job.get_status_display().lower() if job else "?"})
+        return _("Nothing was changed: records are being changed by another job: %(jobs)s.") % {
+            "jobs": "; ".join(parts)}
+
+    def pgbulk_job_view(self, request: HttpRequest, job_id) -> HttpResponse:
+        """The admin's progress page of a bulk edit launched from this changelist."""
+        job = get_visible_job(request.user, job_id)
+        context = {
+            **self.admin_site.each_context(request), **job_page_context(request, job),
+            "title": describe.summary(job), "opts": self.model._meta,
+            "changelist_url": self.pgbulk_changelist_url(),
+        }
+        return TemplateResponse(request, "pgbulk/admin/job_progress.html", context)

@@ -1,15 +1,61 @@
-"""The bulk edit form: a "change this field" toggle per field, and the field's own widget."""
+"""The bulk edit form: a "change this field" toggle per field, and the field's own widget.
+
+Value widgets start blank (never a default that looks like a current value). A ticked
+field left empty is refused, unless the field can be empty (nullable, or a blank-able
+text field; an M2M "replace with" nothing clears it): then the empty choice reads
+"set to empty".
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
-from django.db.models import Model
+from django.db.models import Model, QuerySet
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from pgbulk.values import model_field
 
-M2M_CHOICES = [("add", "Add"), ("remove", "Remove"), ("set", "Replace with")]
+M2M_CHOICES = [("add", gettext_lazy("Add")), ("remove", gettext_lazy("Remove")),
+               ("set", gettext_lazy("Replace with"))]
+
+
+def is_empty(value: Any) -> bool:
+    if value is None or value == "":
+        return True
+    return isinstance(value, list | tuple | QuerySet) and len(value) == 0
+
+
+def can_be_empty(field: Any) -> bool:
+    """May a bulk edit set this model field to empty (NULL, or "" for text)?"""
+    if field.many_to_many:
+        return bool(field.blank)
+    if field.null:
+        return True
+    return bool(field.blank) and field.get_internal_type() in ("CharField", "TextField")
+
+
+def value_field(field: Any) -> forms.Field:
+    """A blank, optional form field for a new value of ``field``."""
+    blank_label = _("(set to empty)") if can_be_empty(field) else "---------"
+    if field.many_to_many:
+        return field.formfield(required=False)
+    if field.is_relation:
+        return field.formfield(required=False, empty_label=blank_label)
+    if field.get_internal_type() == "BooleanField" or field.choices:
+        choices = ([("true", _("Yes")), ("false", _("No"))] if not field.choices
+                   else field.get_choices(include_blank=False))
+        coerce = (lambda raw: raw == "true") if not field.choices else field.to_python
+        return forms.TypedChoiceField(choices=[("", blank_label), *choices], coerce=coerce,
+                                      empty_value=None, required=False)
+    form_field = field.formfield(required=False)
+    form_field.initial = None
+    form_field.show_hidden_initial = False
+    if isinstance(form_field, forms.DateField) and not isinstance(form_field,
+                                                                   forms.DateTimeField):
+        form_field.widget = forms.DateInput(attrs={"type": "date"})
+    return form_field
 
 
 class BulkEditForm(forms.Form):
@@ -21,16 +67,15 @@ class BulkEditForm(forms.Form):
         self.field_names = list(field_names)
         for name in self.field_names:
             field = model_field(model, name)
+            verbose = field.verbose_name
             self.fields[f"change_{name}"] = forms.BooleanField(
-                required=False, label=f"Change {field.verbose_name}")
+                required=False, label=_("Change %(field)s") % {"field": verbose})
             if field.many_to_many:
                 self.fields[f"{name}_op"] = forms.ChoiceField(
-                    choices=M2M_CHOICES, initial="add", required=False, label="")
-            form_field = field.formfield()
-            form_field.required = False
-            if isinstance(form_field, forms.DateField):
-                form_field.widget = forms.DateInput(attrs={"type": "date"})
-            self.fields[name] = form_field
+                    choices=M2M_CHOICES, initial="add", required=False,
+                    label=_("How to change %(field)s") % {"field": verbose})
+            self.fields[name] = value_field(field)
+            self.fields[name].label = _("New %(field)s") % {"field": verbose}
 
     def rows(self) -> list[dict[str, Any]]:
         """Per field: its toggle, its optional M2M operation and its value, for templates."""
@@ -40,14 +85,37 @@ class BulkEditForm(forms.Form):
                 "toggle": self[f"change_{name}"],
                 "operation": self[f"{name}_op"] if f"{name}_op" in self.fields else None,
                 "value": self[name],
+                "hint": self.hint(name),
             }
             for name in self.field_names
         ]
 
+    def hint(self, name: str) -> str:
+        field = model_field(self.model, name)
+        if field.many_to_many:
+            return _("“Replace with” nothing removes them all.") if can_be_empty(field) else ""
+        widget = self.fields[name].widget
+        if can_be_empty(field) and not isinstance(widget, forms.Select):
+            return _("Leave empty to set to empty.")
+        return ""
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        if not any(cleaned.get(f"change_{name}") for name in self.field_names):
-            raise forms.ValidationError("Tick at least one field to change.")
+        ticked = [name for name in self.field_names if cleaned.get(f"change_{name}")]
+        if not ticked:
+            raise forms.ValidationError(_("Tick at least one field to change."))
+        for name in ticked:
+            if name in self.errors or not is_empty(cleaned.get(name)):
+                continue
+            field = model_field(self.model, name)
+            replacing = field.many_to_many and cleaned.get(f"{name}_op") == "set"
+            if field.many_to_many and not replacing:
+                self.add_error(name, _("Choose at least one, or untick “%(label)s”.") % {
+                    "label": self.fields[f"change_{name}"].label})
+            elif not can_be_empty(field):
+                self.add_error(name, _("Give a new value, or untick “%(label)s”: this "
+                                       "field cannot be empty.") % {
+                    "label": self.fields[f"change_{name}"].label})
         return cleaned
 
     def add_validation_errors(self, errors: dict[str, list[str]]) -> None:
@@ -60,9 +128,12 @@ class BulkEditForm(forms.Form):
         for name in self.field_names:
             if not self.cleaned_data.get(f"change_{name}"):
                 continue
+            field = model_field(self.model, name)
             value = self.cleaned_data.get(name)
-            if f"{name}_op" in self.fields:
+            if field.many_to_many:
                 operation = self.cleaned_data.get(f"{name}_op") or "add"
                 value = {operation: [obj.pk for obj in (value or [])]}
+            elif is_empty(value):
+                value = None if field.null else ""
             values[name] = value
         return values

@@ -9,4 +9,5 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/", job_views.job_detail, name="job-detail"),
     path("jobs/<uuid:job_id>/progress/", job_views.job_progress, name="job-progress"),
     path("jobs/<uuid:job_id>/cancel/", job_views.job_cancel, name="job-cancel"),
+    path("jobs/<uuid:job_id>/errors.csv", job_views.job_errors_csv, name="job-errors-csv"),
 ]

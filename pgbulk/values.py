@@ -8,7 +8,8 @@ from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Model
+from django.db import router
+from django.db.models import CheckConstraint, Model, Q
 
 from pgbulk.exceptions import BulkValidationError
 
@@ -30,9 +31,42 @@ def clean_values(
             cleaned[name] = clean_one(field, value)
         except ValidationError as error:
             errors[str(name)] = list(error.messages)
+    if not errors:
+        errors = constraint_errors(model, cleaned)
     if errors:
         raise BulkValidationError(errors)
     return json.loads(json.dumps(cleaned, cls=DjangoJSONEncoder))
+
+
+def constraint_errors(model: type[Model], cleaned: dict[str, Any]) -> dict[str, list[str]]:
+    """Check constraints that involve only the changed fields, on an instance carrying
+    the new values (every other field excluded). A constraint that also reads an
+    unchanged field depends on each record: the database checks it per record.
+    """
+    changed = {name: value for name, value in cleaned.items()
+               if not model_field(model, name).many_to_many}
+    if not changed:
+        return {}
+    instance = model(**{model_field(model, name).attname: value
+                        for name, value in changed.items()})
+    names = {f.name: f.name for f in model._meta.concrete_fields}
+    names.update({f.attname: f.name for f in model._meta.concrete_fields})
+    exclude = {"pk", *(set(names.values()) - set(changed))}
+    using = router.db_for_write(model)
+    errors: dict[str, list[str]] = {}
+    for constraint in model._meta.constraints:
+        if not isinstance(constraint, CheckConstraint):
+            continue  # a unique constraint depends on the other records
+        try:
+            constraint.validate(model, instance, exclude=exclude, using=using)
+        except ValidationError as error:
+            condition = constraint.condition
+            refs = ({names.get(ref, ref) for ref in condition.referenced_base_fields}
+                    if isinstance(condition, Q) else set())
+            fields = sorted(refs & set(changed))
+            key = fields[0] if len(fields) == 1 else "__all__"
+            errors.setdefault(key, []).extend(error.messages)
+    return errors
 
 
 def model_field(model: type[Model], name: str) -> Any:

@@ -7,21 +7,26 @@ edits only what the view shows): explicit ``pks`` from the page, or
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.template.response import TemplateResponse
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 
 import pgbulk
-from pgbulk import progress
+from pgbulk import describe, list_jobs
 from pgbulk.conf import pgbulk_settings
+from pgbulk.deletion import summarize
 from pgbulk.forms import BulkEditForm
+from pgbulk.job_views import done_event, progress_context, render_compact
 from pgbulk.models import Job
+from pgbulk.permissions import can_see
 
-ACTIONS = ("form", "edit", "confirm-delete", "delete", "task")
+ACTIONS = ("form", "edit", "confirm-delete", "delete", "confirm-task", "task")
 
 
 class SelectionError(Exception):
@@ -55,6 +60,9 @@ class BulkEditMixin(_ListViewBase):
         context = super().get_context_data(**kwargs)
         filters = self.request.GET.copy()
         filters.pop("page", None)
+        model = self.bulk_model()
+        user = self.request.user
+        keys = [obj.pk for obj in context.get("object_list") or []]
         context["bulk"] = {
             "fields": self.bulk_fields,
             "delete": self.bulk_delete and self.bulk_permission("delete"),
@@ -64,6 +72,9 @@ class BulkEditMixin(_ListViewBase):
             "matching": context["paginator"].count if context.get("paginator") else None,
             "tasks": [(key, label) for key, (label, _task) in self.bulk_tasks.items()]
             if self.bulk_permission("change") else [],
+            "active_jobs": [render_compact(self.request, job)
+                            for job in list_jobs.active_jobs(user, model)],
+            "reserved": list_jobs.reserved_rows(user, model, keys),
         }
         return context
 
@@ -72,21 +83,24 @@ class BulkEditMixin(_ListViewBase):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         action = request.POST.get("bulk_action", "")
         if action not in ACTIONS:
-            return HttpResponseBadRequest("Unknown bulk action.")
-        if action == "task" and request.POST.get("bulk_task") not in self.bulk_tasks:
-            return HttpResponseBadRequest("Unknown task.")
+            return self.bulk_error(_("Unknown bulk action."), 400)
+        if "task" in action and request.POST.get("bulk_task") not in self.bulk_tasks:
+            return self.bulk_error(_("Unknown task."), 400)
         perm = "delete" if "delete" in action else "change"
         allowed = {"delete": self.bulk_delete, "confirm-delete": self.bulk_delete,
-                   "task": True}.get(action, bool(self.bulk_fields))
+                   "task": True, "confirm-task": True}.get(action, bool(self.bulk_fields))
         if not allowed or not self.bulk_permission(perm):
-            raise PermissionDenied(f"You may not {perm} these records in bulk.")
+            message = (_("You may not delete these records.") if perm == "delete"
+                       else _("You may not change these records."))
+            return self.bulk_error(message, 403)
         try:
             selection = self.bulk_selection()
         except SelectionError as error:
-            return self.bulk_render("pgbulk/bulk_error.html", {"message": str(error)}, 400)
+            return self.bulk_error(str(error), 400)
         handlers = {"form": self.bulk_form, "edit": self.bulk_edit,
                     "confirm-delete": self.bulk_confirm_delete,
-                    "delete": self.bulk_delete_records, "task": self.bulk_run_task}
+                    "delete": self.bulk_delete_records, "confirm-task": self.bulk_confirm_task,
+                    "task": self.bulk_run_task}
         return handlers[action](selection)
 
     def bulk_form(self, selection: QuerySet) -> HttpResponse:
@@ -100,39 +114,61 @@ class BulkEditMixin(_ListViewBase):
             return self.bulk_render("pgbulk/bulk_form.html", {"form": form, "count": count}, 422)
         return self.bulk_launch(
             lambda: pgbulk.bulk_update(selection, form.values(), strategy=self.bulk_strategy,
-                                       fields=self.bulk_fields, **self.bulk_options()),
+                                       fields=self.bulk_fields, **self.bulk_options(count)),
             form=form, count=count,
         )
 
     def bulk_confirm_delete(self, selection: QuerySet) -> HttpResponse:
-        return self.bulk_render("pgbulk/bulk_delete.html", {"count": selection.count()})
+        return self.bulk_render("pgbulk/bulk_delete.html", {
+            "deletion": summarize(selection), "atomic": self.bulk_atomic,
+            "model": self.bulk_model()._meta})
 
     def bulk_delete_records(self, selection: QuerySet) -> HttpResponse:
-        return self.bulk_launch(lambda: pgbulk.bulk_delete(selection, **self.bulk_options()))
+        count = selection.count()
+        return self.bulk_launch(lambda: pgbulk.bulk_delete(selection, **self.bulk_options(count)))
+
+    def bulk_confirm_task(self, selection: QuerySet) -> HttpResponse:
+        key = self.request.POST["bulk_task"]
+        return self.bulk_render("pgbulk/bulk_task.html", {
+            "task_key": key, "label": self.bulk_tasks[key][0], "count": selection.count(),
+            "model": self.bulk_model()._meta})
 
     def bulk_run_task(self, selection: QuerySet) -> HttpResponse:
-        _label, task = self.bulk_tasks[self.request.POST["bulk_task"]]
+        label, task = self.bulk_tasks[self.request.POST["bulk_task"]]
+        context = {**self.bulk_origin(selection.count()), "label": str(label)}
         return self.bulk_launch(lambda: self.get_async_manager().launch(
-            task, lock=selection, user=self.request.user,
+            task, lock=selection, user=self.request.user, context=context,
             run="auto" if self.bulk_async else "sync"))
 
     def bulk_launch(self, start, form: BulkEditForm | None = None, count: int = 0) -> HttpResponse:
         try:
             job = start()
         except pgbulk.ConflictError as conflict:
-            jobs = Job.objects.in_bulk([c["job_id"] for c in conflict.conflicts])
-            rows = [{**c, "job": jobs.get(c["job_id"])} for c in conflict.conflicts]
-            return self.bulk_render("pgbulk/conflict.html", {"conflicts": rows}, 409)
+            return self.bulk_render("pgbulk/conflict.html",
+                                    {"conflicts": self.bulk_conflicts(conflict.conflicts)}, 409)
         except pgbulk.BulkValidationError as invalid:
             if form is None:
-                message = str(invalid)
-                return self.bulk_render("pgbulk/bulk_error.html", {"message": message}, 422)
+                return self.bulk_error(str(invalid), 422)
             form.add_validation_errors(invalid.errors)
             return self.bulk_render("pgbulk/bulk_form.html", {"form": form, "count": count}, 422)
-        response = self.bulk_render("pgbulk/bulk_started.html", {"job": job, "p": progress.snapshot(job)})
+        context = progress_context(self.request, job, "modal")
+        response = self.bulk_render("pgbulk/bulk_started.html", context)
         if job.is_terminal:
-            response["HX-Trigger"] = "pgbulk-done"
+            done_event(response, job, context["status"].announcement)
         return response
+
+    def bulk_conflicts(self, conflicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each blocking job with what it is; a link only if the viewer may see it."""
+        ids = [uuid.UUID(str(c["job_id"])) for c in conflicts]
+        jobs = {str(job.id): job for job in Job.objects.select_related("user").filter(pk__in=ids)}
+        rows = []
+        for conflict in conflicts:
+            job = jobs.get(str(conflict["job_id"]))
+            visible = job is not None and can_see(self.request.user, job)
+            rows.append({**conflict, "job": job, "visible": visible,
+                         "summary": describe.summary(job) if visible and job else "",
+                         "what": describe.kind_phrase(job) if job else ""})
+        return rows
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -143,7 +179,7 @@ class BulkEditMixin(_ListViewBase):
         opts = self.bulk_model()._meta
         return self.request.user.has_perm(f"{opts.app_label}.{action}_{opts.model_name}")
 
-    def bulk_options(self) -> dict[str, Any]:
+    def bulk_options(self, count: int) -> dict[str, Any]:
         return {
             "user": self.request.user,
             "run": "auto" if self.bulk_async else "sync",
@@ -151,7 +187,17 @@ class BulkEditMixin(_ListViewBase):
             "conflict_checking": self.bulk_async_conflict_checking,
             "min_async_records": self.bulk_min_async_records,
             "manager": self.async_manager_class_path,
+            "context": self.bulk_origin(count),
         }
+
+    def bulk_origin(self, count: int) -> dict[str, Any]:
+        """Where a job comes from, kept with it for its pages (``params["context"]``)."""
+        post = self.request.POST
+        select_all = post.get("select_all") == "1"
+        return {"source": "list", "list_url": self.request.path,
+                "filters": post.get("bulk_querystring", ""), "select_all": select_all,
+                "selected": count,
+                "excluded": len(self.bulk_keys(post.getlist("exclude"))) if select_all else 0}
 
     def bulk_selection(self) -> QuerySet:
         """The selected records, through ``get_queryset()`` with the list's filters."""
@@ -162,16 +208,17 @@ class BulkEditMixin(_ListViewBase):
             excluded = self.bulk_keys(post.getlist("exclude"))
             selection = queryset.exclude(pk__in=excluded) if excluded else queryset
             if not selection.exists():
-                raise SelectionError("No records match the current filters.")
+                raise SelectionError(_("No records match the current filters."))
             return selection
         keys = self.bulk_keys(post.getlist("pks"))
         if not keys:
-            raise SelectionError("Select at least one record.")
+            raise SelectionError(_("Select at least one record."))
         found = queryset.filter(pk__in=keys).order_by().values_list("pk", flat=True).count()
         if found != len(keys):
-            raise SelectionError(
-                f"{len(keys) - found} of the {len(keys)} selected records are not in this "
-                "list any more (changed or filtered out); nothing was changed.")
+            raise SelectionError(_(
+                "%(missing)s of the %(selected)s selected records are not in this list any "
+                "more (changed or filtered out); nothing was changed.") % {
+                    "missing": len(keys) - found, "selected": len(keys)})
         return queryset.filter(pk__in=keys)
 
     def bulk_keys(self, raw: list[str]) -> set[Any]:
@@ -179,11 +226,15 @@ class BulkEditMixin(_ListViewBase):
         try:
             return {to_python(value) for value in raw if value != ""}
         except ValidationError:
-            raise SelectionError("The selection holds an invalid record key.") from None
+            raise SelectionError(_("The selection holds an invalid record key.")) from None
 
     def bulk_render(self, template: str, context: dict, status: int = 200) -> HttpResponse:
         context = {"bulk_url": self.request.path, "view": self, **context}
         return TemplateResponse(self.request, template, context, status=status).render()
+
+    def bulk_error(self, message: str, status: int) -> HttpResponse:
+        """A message fragment for the bulk modal (a 4xx that htmx swaps in, DEBUG or not)."""
+        return self.bulk_render("pgbulk/bulk_error.html", {"message": message}, status)
 
     def get_async_manager(self):
         """The AsyncManager of this view (``async_manager_class_path`` or the default)."""

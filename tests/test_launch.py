@@ -199,7 +199,10 @@ def test_sync_chunked_failure_reports_each_record_and_keeps_the_rest(settings):
     assert "2 of 5 records failed" in job.message
 
 
-def test_queryset_strategy_database_error_names_the_record():
+def test_queryset_strategy_database_error_names_the_record(monkeypatch):
+    # A constraint the pre-launch check cannot see (as one that also reads an unchanged
+    # field): only the database refuses the value.
+    monkeypatch.setattr("pgbulk.values.constraint_errors", lambda model, cleaned: {})
     ids = make_books(3)
     job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": "-1"}, run="sync",
                              strategy="queryset")

@@ -1,67 +1,176 @@
-// pgbulk: row selection, "select all matching", and the bulk modal. No build step.
+// pgbulk: row selection, "select all matching", the bulk modal, confirmations and
+// announcements. No build step. Builds DOM nodes (never HTML strings from record keys).
 (function () {
   "use strict";
+  if (window.pgbulk) return; // included by the base template and by the toolbar
+  window.pgbulk = {};
+
   const $ = (selector) => document.querySelector(selector);
   const rows = () => Array.from(document.querySelectorAll(".pgbulk-row"));
+  let opener = null; // the button that opened the modal, to give focus back to
 
-  function state() {
-    const all = $("#pgbulk-select-all");
-    return { allMatching: all && all.value === "1", matching: Number($("#pgbulk-toolbar")?.dataset.matching || 0) };
-  }
+  // --- selection ------------------------------------------------------------------------
 
   function refresh() {
     const toolbar = $("#pgbulk-toolbar");
     if (!toolbar) return;
-    const { allMatching, matching } = state();
+    const all = $("#pgbulk-select-all");
+    const allMatching = all.value === "1";
+    const matching = Number(toolbar.dataset.matching || 0);
     const checked = rows().filter((box) => box.checked);
-    const excluded = rows().filter((box) => !box.checked).map((box) => box.value);
-    $("#pgbulk-excluded").innerHTML = allMatching
-      ? excluded.map((pk) => `<input type="hidden" name="exclude" value="${pk}">`).join("")
-      : "";
-    const count = allMatching ? matching - excluded.length : checked.length;
-    $("#pgbulk-selected-count").textContent = count;
+    const unchecked = rows().filter((box) => !box.checked);
+    const excluded = $("#pgbulk-excluded");
+    excluded.replaceChildren(...(allMatching ? unchecked : []).map((box) => {
+      const input = document.createElement("input");
+      input.type = "hidden";
+      input.name = "exclude";
+      input.value = box.value;
+      return input;
+    }));
+    const count = allMatching ? matching - unchecked.length : checked.length;
+    $("#pgbulk-selected-count").textContent = String(count);
     const page = $(".pgbulk-page");
-    if (page) page.checked = rows().length > 0 && checked.length === rows().length;
-    $("#pgbulk-select-matching").hidden = allMatching || !page?.checked || matching <= rows().length;
-    $("#pgbulk-clear").hidden = count === 0;
-    for (const button of document.querySelectorAll("#pgbulk-edit, #pgbulk-delete, .pgbulk-task")) {
+    if (page) page.checked = rows().length > 0 && unchecked.length === 0;
+    const more = $("#pgbulk-select-matching");
+    if (more) more.hidden = allMatching || !page?.checked || matching <= rows().length;
+    const clear = $("#pgbulk-clear");
+    if (clear) clear.hidden = count === 0;
+    for (const button of document.querySelectorAll(".pgbulk-bulk-action")) {
       button.disabled = count === 0;
     }
-    for (const box of rows()) box.closest("tr")?.classList.toggle("pgbulk-selected", box.checked);
+    for (const box of rows()) {
+      const row = box.closest("tr");
+      if (!row) continue;
+      row.classList.toggle("pgbulk-selected", box.checked);
+      row.classList.toggle("pgbulk-held-row", box.dataset.heldBy !== undefined);
+    }
   }
 
   document.addEventListener("change", (event) => {
-    if (event.target.matches(".pgbulk-page")) {
-      for (const box of rows()) box.checked = event.target.checked;
-      if (!event.target.checked) $("#pgbulk-select-all").value = "0";
+    const target = event.target;
+    if (target.matches(".pgbulk-page")) {
+      for (const box of rows()) box.checked = target.checked;
+      if (!target.checked) $("#pgbulk-select-all").value = "0";
     }
-    if (event.target.matches(".pgbulk-row, .pgbulk-page")) refresh();
+    if (target.matches(".pgbulk-row, .pgbulk-page")) refresh();
+    tickChangedField(target);
   });
+  document.addEventListener("input", (event) => tickChangedField(event.target));
+
+  // Changing a value in the bulk form ticks its "Change ..." box.
+  function tickChangedField(target) {
+    const field = target.closest && target.closest(".pgbulk-field");
+    if (!field || target.closest(".pgbulk-toggle")) return;
+    const toggle = field.querySelector(".pgbulk-toggle input[type=checkbox]");
+    if (toggle && !toggle.checked) toggle.checked = true;
+  }
+
+  // --- buttons and confirmations ----------------------------------------------------------
 
   document.addEventListener("click", (event) => {
-    if (event.target.matches("#pgbulk-select-matching")) {
+    const target = event.target;
+    if (target.closest("#pgbulk-select-matching")) {
       $("#pgbulk-select-all").value = "1";
       for (const box of rows()) box.checked = true;
       refresh();
-    } else if (event.target.matches("#pgbulk-clear")) {
+    } else if (target.closest("#pgbulk-clear")) {
       $("#pgbulk-select-all").value = "0";
       for (const box of rows()) box.checked = false;
       refresh();
+    } else if (target.closest("[data-pgbulk-close]")) {
+      target.closest("dialog")?.close();
     }
   });
+
+  // Forms with data-pgbulk-confirm ask first (capture: before htmx sends them).
+  document.addEventListener("submit", (event) => {
+    const form = event.target;
+    const question = form.dataset && form.dataset.pgbulkConfirm;
+    if (question && !window.confirm(question)) {
+      event.preventDefault();
+      event.stopPropagation();
+    }
+  }, true);
+
+  // --- the modal ----------------------------------------------------------------------------
+
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    const source = event.detail.elt;
+    if (source.closest && source.closest("#pgbulk-toolbar")) opener = source;
+  });
+
+  function focusFirstField(modal) {
+    const body = modal.querySelector("#pgbulk-modal-body");
+    const first = body.querySelector(
+      "input:not([type=hidden]):not([disabled]), select, textarea, button:not([disabled]), a[href]");
+    (first || modal.querySelector(".pgbulk-close"))?.focus();
+  }
 
   document.addEventListener("htmx:afterSwap", (event) => {
     if (event.detail.target.id === "pgbulk-modal-body") {
       const modal = $("#pgbulk-modal");
       if (!modal.open) modal.showModal();
+      focusFirstField(modal);
     }
     refresh();
   });
 
-  // When a job is done the list refreshes; keep the selection only if it still applies.
-  document.body.addEventListener("pgbulk-done", () => {
-    $("#pgbulk-select-all") && ($("#pgbulk-select-all").value = "0");
+  document.addEventListener("close", (event) => {
+    if (event.target.id !== "pgbulk-modal") return;
+    if (opener && document.contains(opener)) opener.focus();
+  }, true);
+
+  // pgbulk's own fragments answer 4xx with a message: swap them in like a 200, and keep
+  // django-htmx's DEBUG error page handler (which replaces the whole page) away from them.
+  const ours = (element) => element && element.closest && element.closest(
+    "#pgbulk-modal, .pgbulk-progress, #pgbulk-toolbar");
+  document.addEventListener("htmx:beforeOnLoad", (event) => {
+    const status = event.detail.xhr.status;
+    if (status >= 400 && status < 500 && (ours(event.detail.elt) || ours(event.detail.target))) {
+      event.stopPropagation();
+    }
+  }, true);
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const status = event.detail.xhr.status;
+    if (status >= 400 && status < 500 && ours(event.detail.target)) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
   });
 
-  document.addEventListener("DOMContentLoaded", refresh);
+  // --- announcements ------------------------------------------------------------------------
+
+  function liveRegion() {
+    let region = $("#pgbulk-live");
+    if (!region) {
+      region = document.createElement("div");
+      region.id = "pgbulk-live";
+      region.className = "pgbulk-sr-only";
+      region.setAttribute("aria-live", "polite");
+      region.setAttribute("role", "status");
+      document.body.appendChild(region);
+    }
+    return region;
+  }
+
+  // A job is over: announce it; the list refreshes, so a "select all" no longer applies.
+  document.addEventListener("pgbulk-done", (event) => {
+    const text = event.detail && event.detail.text;
+    if (text) liveRegion().textContent = text;
+    const all = $("#pgbulk-select-all");
+    if (all) all.value = "0";
+  });
+
+  function start() {
+    liveRegion();
+    refresh();
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+  // Back/forward and restored form state: derive the toolbar from the boxes again.
+  window.addEventListener("pageshow", refresh);
+  window.addEventListener("load", refresh);
 })();

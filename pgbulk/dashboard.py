@@ -1,0 +1,98 @@
+"""The job dashboard's data: visible jobs filtered by status, model and owner, one page of rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from pgbulk import describe, progress
+from pgbulk.conf import pgbulk_settings
+from pgbulk.job_status import JobStatus, cancel_question, duration_text, job_status
+from pgbulk.models import Job, Status
+from pgbulk.permissions import can_cancel, sees_others, visible_jobs
+
+PER_PAGE = 25
+#: Seconds between two refreshes: while a job shown is active, and otherwise (to
+#: notice a job that became active after the page loaded).
+ACTIVE_REFRESH, IDLE_REFRESH = 2, 5
+
+
+@dataclass
+class Row:
+    job: Job
+    summary: str
+    status: JobStatus
+    duration: str
+    can_cancel: bool
+    cancel_question: str
+
+
+def filtered(request: HttpRequest) -> tuple[Any, dict[str, str]]:
+    user: Any = request.user
+    jobs = visible_jobs(user)
+    chosen = {key: request.GET.get(key, "") for key in ("status", "model", "owner")}
+    if chosen["status"] in Status.values:
+        jobs = jobs.filter(status=chosen["status"])
+    elif chosen["status"] == "active":  # unfinished, or finished within CLEANUP_GRACE_PERIOD
+        recent = timezone.now() - timedelta(seconds=int(pgbulk_settings.CLEANUP_GRACE_PERIOD))
+        jobs = jobs.filter(Q(finished_at__isnull=True) | Q(finished_at__gte=recent))
+    else:
+        chosen["status"] = ""
+    if chosen["model"]:
+        jobs = jobs.filter(model=chosen["model"])
+    if chosen["owner"] == "me":
+        jobs = jobs.filter(user=user)
+    elif chosen["owner"].isdigit():
+        jobs = jobs.filter(user_id=int(chosen["owner"]))
+    else:
+        chosen["owner"] = ""
+    return jobs, chosen
+
+
+def row(request: HttpRequest, job: Job) -> Row:
+    data = progress.snapshot(job)
+    end = job.finished_at or timezone.now()
+    duration = (end - job.started_at).total_seconds() if job.started_at else None
+    summary = describe.summary(job)
+    return Row(job, summary, job_status(job, data), duration_text(duration),
+               can_cancel(request.user, job) and not job.is_terminal,
+               cancel_question(job, summary))
+
+
+def page_url(request: HttpRequest, number: int) -> str:
+    query = request.GET.copy()
+    query["page"] = str(number)
+    return "?" + query.urlencode()
+
+
+def dashboard_context(request: HttpRequest) -> dict[str, Any]:
+    user: Any = request.user
+    jobs, chosen = filtered(request)
+    page = Paginator(jobs, PER_PAGE).get_page(request.GET.get("page"))
+    rows = [row(request, job) for job in page]
+    visible = visible_jobs(user)
+    owners = []
+    if sees_others(user):
+        owner_ids = visible.exclude(user=None).values("user_id").distinct()
+        owners = list(get_user_model()._default_manager.filter(pk__in=owner_ids))
+    active = any(not r.job.is_terminal for r in rows)
+    return {
+        "rows": rows, "page": page, "chosen": chosen,
+        "statuses": [("active", _("Active and recent")), *Status.choices],
+        "models": list(visible.exclude(model="").order_by("model")
+                       .values_list("model", flat=True).distinct()),
+        "owners": owners,
+        "previous_url": page_url(request, page.previous_page_number())
+        if page.has_previous() else "",
+        "next_url": page_url(request, page.next_page_number()) if page.has_next() else "",
+        "refresh_seconds": ACTIVE_REFRESH if active else IDLE_REFRESH,
+        "next": request.get_full_path(),
+    }

@@ -1,0 +1,162 @@
+"""What a job does, in words: its operation, the selection it came from, a one-line summary.
+
+Read from the job row (``params["values"]``, ``params["context"]``); related records are
+named by their current ``str()``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import Model
+from django.http import QueryDict
+from django.utils.formats import number_format
+from django.utils.text import capfirst
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from pgbulk.models import Job
+from pgbulk.values import to_key
+
+#: Related records named in an operation before "and N more".
+NAMED = 5
+
+
+def number(value: int | None) -> str:
+    """19998 -> "19,998" (grouped for the active locale)."""
+    return number_format(value or 0, force_grouping=True)
+
+
+def job_model(job: Job) -> type[Model] | None:
+    if not job.model:
+        return None
+    try:
+        return apps.get_model(job.model)
+    except (LookupError, ValueError):
+        return None
+
+
+def records_phrase(job: Job, count: int) -> str:
+    """ "19,998 Books" (the model's verbose name, singular or plural)."""
+    model = job_model(job)
+    if model is None:
+        return ngettext("%(count)s record", "%(count)s records", count) % {
+            "count": number(count)}
+    opts = model._meta
+    name = opts.verbose_name if count == 1 else opts.verbose_name_plural
+    return f"{number(count)} {capfirst(str(name))}"
+
+
+def operation(job: Job) -> str:
+    """ "status → Published; genres: add Fiction", "Delete", or the task's label."""
+    context = job.params.get("context") or {}
+    if job.kind == "delete":
+        return _("Delete")
+    if job.kind != "update":
+        return str(context.get("label") or job.task_name.rsplit(".", 1)[-1].replace("_", " "))
+    model = job_model(job)
+    values = job.params.get("values") or {}
+    if model is None:
+        return "; ".join(f"{name} → {value}" for name, value in values.items())
+    order = {f.name: i for i, f in enumerate(model._meta.get_fields())}  # jsonb sorts keys
+    names = sorted(values, key=lambda name: order.get(name, len(order)))
+    return "; ".join(change_phrase(model, name, values[name]) for name in names)
+
+
+def summary(job: Job) -> str:
+    """The dashboard's one line: "status → Published on 19,998 Books"."""
+    if job.kind == "delete":
+        return _("Delete %(records)s") % {"records": records_phrase(job, job.total)}
+    if not job.model:
+        return operation(job)
+    return _("%(operation)s on %(records)s") % {
+        "operation": operation(job), "records": records_phrase(job, job.total)}
+
+
+def kind_phrase(job: Job) -> str:
+    """ "an update of Books" / "a delete of Books" / "a task on Books": what, not how."""
+    model = job_model(job)
+    what = capfirst(str(model._meta.verbose_name_plural)) if model else job.model
+    if job.kind == "update":
+        return _("an update of %(model)s") % {"model": what}
+    if job.kind == "delete":
+        return _("a delete of %(model)s") % {"model": what}
+    return _("a task on %(model)s") % {"model": what} if what else _("a task")
+
+
+def change_phrase(model: type[Model], name: str, raw: Any) -> str:
+    try:
+        field: Any = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return f"{name} → {raw}"
+    label = str(field.verbose_name)
+    if field.many_to_many:
+        ((op, keys),) = (raw or {"add": []}).items()
+        names = related_names(field.related_model, keys)
+        verb = {"add": _("add"), "remove": _("remove"), "set": _("replace with")}.get(op, op)
+        if op == "set" and not keys:
+            return _("%(field)s: remove all") % {"field": label}
+        return f"{label}: {verb} {names}"
+    return f"{label} → {value_phrase(field, raw)}"
+
+
+def value_phrase(field: Any, raw: Any) -> str:
+    """One new value as a person reads it: a choice's label, a related record's name..."""
+    if raw is None or raw == "":
+        return _("empty")
+    if field.is_relation:
+        return related_names(field.related_model, [raw])
+    value = field.to_python(raw)
+    if field.flatchoices:
+        return str(dict(field.flatchoices).get(value, value))
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if isinstance(value, Decimal) and field.decimal_places is not None:
+        return f"{value:.{field.decimal_places}f}"  # as the field shows it: 2.00
+    return str(value)
+
+
+def related_names(model: type[Model], keys: list[Any]) -> str:
+    """ "Fiction, Poetry and 3 more" (a key that no longer exists reads "#12 (deleted)")."""
+    try:
+        typed = [to_key(model, key) for key in keys]
+    except Exception:
+        return ", ".join(str(key) for key in keys)
+    found = model._base_manager.in_bulk(typed[:NAMED])
+    names = [str(found[key]) if key in found else _("#%(key)s (deleted)") % {"key": key}
+             for key in typed[:NAMED]]
+    text = ", ".join(names)
+    if len(typed) > NAMED:
+        text += " " + _("and %(count)s more") % {"count": number(len(typed) - NAMED)}
+    return text
+
+
+def selection(job: Job) -> dict[str, Any]:
+    """Where the job's records came from, for the detail page.
+
+    ``{"text", "filters": [(name, value)], "list_url"}`` from the launch context the
+    views store (``select_all``, ``selected``, ``excluded``, ``filters``, ``list_url``).
+    """
+    context = job.params.get("context") or {}
+    filters = [(key, value) for key, values in QueryDict(context.get("filters", "")).lists()
+               for value in values if key != "page" and value != ""]
+    excluded = int(context.get("excluded") or 0)
+    if context.get("select_all"):
+        text = _("All records matching the list's filters")
+        if excluded:
+            text += ", " + ngettext("%(count)s excluded", "%(count)s excluded", excluded) % {
+                "count": number(excluded)}
+    elif "selected" in context:
+        text = _("Records ticked one by one")
+    else:
+        text = _("Launched from code")
+    list_url = str(context.get("list_url") or "")
+    if not (list_url.startswith("/") and not list_url.startswith("//")):
+        list_url = ""  # only links within the site
+    if list_url and context.get("filters"):
+        list_url += "?" + str(context["filters"])
+    return {"text": text, "filters": filters, "list_url": list_url,
+            "records": records_phrase(job, job.total) if job.model else ""}

@@ -1,0 +1,141 @@
+"""A job's per-record errors, for pages and CSV: every one, named, linked to the admin.
+
+Errors come from the uncapped ``JobError`` table; a job from before it (or whose engine
+wrote only the capped summary) falls back to ``job.errors``. A row without the record's
+``str()`` is named by the record as it is now, never shown as a bare key.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.utils import quote
+from django.core.paginator import Page, Paginator
+from django.db.models import Model
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext as _
+
+from pgbulk.describe import job_model
+from pgbulk.models import Job
+
+PER_PAGE = 50
+
+
+@dataclass
+class ErrorRow:
+    object_pk: str
+    record: str
+    field: str
+    message: str
+    admin_url: str = ""
+
+
+def source(job: Job) -> Any:
+    """The job's errors: a JobError queryset, or rows made from the capped summary."""
+    stored = job.record_errors.order_by("id")
+    if stored.exists() or not job.errors:
+        return stored
+    return [ErrorRow(str(e.get("pk", "")), str(e.get("record") or ""),
+                     str(e.get("field") or ""), str(e.get("message", ""))) for e in job.errors]
+
+
+def count(job: Job) -> int:
+    rows = source(job)
+    return len(rows) if isinstance(rows, list) else rows.count()
+
+
+def as_row(item: Any) -> ErrorRow:
+    if isinstance(item, ErrorRow):
+        return item
+    return ErrorRow(item.object_pk, item.record, item.field or "", item.message)
+
+
+def named(job: Job, items: list[Any], *, links: bool) -> list[ErrorRow]:
+    """Rows with a name for every record (its ``str()`` now if none was captured)."""
+    rows = [as_row(item) for item in items]
+    model = job_model(job)
+    if model is None:
+        return rows
+    nameless = [row.object_pk for row in rows if not row.record]
+    current = current_names(model, nameless) if nameless else {}
+    for row in rows:
+        row.record = row.record or current.get(row.object_pk) or _("(no longer exists)")
+        if links:
+            row.admin_url = admin_change_url(model, row.object_pk)
+    return rows
+
+
+def current_names(model: type[Model], keys: list[str]) -> dict[str, str]:
+    typed = {}
+    for key in keys:
+        try:
+            typed[model._meta.pk.to_python(key)] = key
+        except Exception:
+            continue
+    return {typed[pk]: str(obj) for pk, obj in model._base_manager.in_bulk(list(typed)).items()
+            if pk in typed}
+
+
+def admin_change_url(model: type[Model], object_pk: str) -> str:
+    """The record's change page in the default admin site, if the model is registered."""
+    if not admin.site.is_registered(model):
+        return ""
+    opts = model._meta
+    try:
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change",
+                       args=[quote(object_pk)])
+    except NoReverseMatch:
+        return ""
+
+
+def page(job: Job, number: Any, *, links: bool, per_page: int = PER_PAGE) -> Page:
+    """One page of named errors (``page.object_list`` holds ErrorRow)."""
+    errors = Paginator(source(job), per_page).get_page(number)
+    errors.object_list = named(job, list(errors.object_list), links=links)
+    return errors
+
+
+def first(job: Job, how_many: int, *, links: bool) -> list[ErrorRow]:
+    return named(job, list(source(job)[:how_many]), links=links)
+
+
+class Echo:
+    """A file-like object whose write() returns the line (for streaming CSV)."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def safe_cell(value: str) -> str:
+    """Keep spreadsheets from running a cell as a formula (CSV injection)."""
+    if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value
+
+
+def csv_lines(job: Job) -> Iterator[str]:
+    """The CSV of every error of a job, header first, streamed in batches."""
+    writer = csv.writer(Echo())
+    yield writer.writerow(["key", "record", "field", "message"])
+    rows = source(job)
+    batch: list[Any] = []
+    items = iter(rows) if isinstance(rows, list) else rows.iterator(chunk_size=2000)
+    for item in items:
+        batch.append(item)
+        if len(batch) == 2000:
+            yield from _csv_batch(job, writer, batch)
+            batch = []
+    yield from _csv_batch(job, writer, batch)
+
+
+def _csv_batch(job: Job, writer: Any, batch: list[Any]) -> Iterator[str]:
+    for row in named(job, batch, links=False):
+        yield writer.writerow([safe_cell(row.object_pk), safe_cell(row.record),
+                               safe_cell(row.field), safe_cell(row.message)])

@@ -1,0 +1,262 @@
+"""The job pages say what a job did and where it stands: detail, errors, CSV, dashboard, modal."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from html import unescape
+
+import pytest
+from django.contrib.auth.models import Permission, User
+
+import pgbulk
+from pgbulk.job_status import job_status
+from pgbulk.models import Job, JobError
+from testproject.library.models import Book, Genre
+from tests.factories import make_books
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def held_queue(settings):
+    settings.PGBULK = {"ASYNC_ENABLED": True, "QUEUE": "held"}
+
+
+@pytest.fixture
+def editor(client) -> User:
+    user = User.objects.create_user("editor", password="x")
+    user.user_permissions.add(*Permission.objects.filter(
+        codename__in=["change_book", "delete_book", "view_book"]))
+    client.force_login(user)
+    return user
+
+
+def crafted(user: User, **fields) -> Job:
+    """A job row as the engine would leave it (no worker needed to show a state)."""
+    defaults = {"kind": "update", "task_name": "pgbulk.tasks.bulk_update_task",
+                "model": "library.Book", "params": {"values": {"status": "published"},
+                                                    "atomic": False}}
+    return Job.objects.create(user=user, **{**defaults, **fields})
+
+
+def text_of(response) -> str:
+    return text_of_html(response.content.decode())
+
+
+def test_detail_says_who_what_which_records_and_when(client, editor):
+    ids = make_books(6)
+    Book.objects.filter(pk=ids[0]).update(status="published")
+    crime = Genre.objects.get(name="Crime")
+    response = client.post("/", {
+        "bulk_action": "edit", "select_all": "1", "bulk_querystring": "status=draft",
+        "exclude": [ids[5]], "change_status": "on", "status": "published",
+        "change_genres": "on", "genres_op": "add", "genres": [crime.pk]},
+        headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    job = Job.objects.get()
+    assert job.params["context"] == {"source": "list", "list_url": "/", "filters": "status=draft",
+                                     "select_all": True, "selected": 4, "excluded": 1}
+    page = text_of(client.get(f"/pgbulk/jobs/{job.id}/"))
+    assert "status → Published; genres: add Crime" in page
+    assert "status → Published; genres: add Crime on 4 Books" in page  # the title
+    assert "Launched by editor" in page
+    assert "All records matching the list's filters, 1 excluded" in page and "status = draft" in page
+    for label in ("Created", "Started", "Finished", "Duration", "Rate", "records/s"):
+        assert label in page
+    assert "Changed 4 of 4 records." in page
+    assert 'href="/?status=draft"' in client.get(f"/pgbulk/jobs/{job.id}/").content.decode()
+
+
+def test_delete_and_task_jobs_in_words(client, editor):
+    ids = make_books(3)
+    client.post("/", {"bulk_action": "delete", "pks": ids}, headers={"HX-Request": "true"})
+    deleted = Job.objects.get(kind="delete")
+    page = text_of(client.get(f"/pgbulk/jobs/{deleted.id}/"))
+    assert "Delete 3 Books" in page and "Succeeded Deleted 3 of 3" in page
+    assert "Deleted 3 of 3 records." in page and "Changed" not in page
+    task = crafted(editor, kind="task", task_name="testproject.library.tasks.recalculate_prices",
+                   params={"context": {"label": "Recalculate prices"}}, total=7)
+    assert "Recalculate prices on 7 Books" in text_of(client.get(f"/pgbulk/jobs/{task.id}/"))
+
+
+def test_errors_paginated_with_names_keys_fields_and_admin_links(client, editor):
+    ids = make_books(3)
+    job = crafted(editor, status="failed", total=120, done=0, failed_count=120)
+    JobError.objects.bulk_create(
+        JobError(job=job, object_pk=str(ids[i % 3]), record=f"Title {i:03d}", field="price",
+                 message=f"Problem {i:03d}") for i in range(120))
+    first = text_of(client.get(f"/pgbulk/jobs/{job.id}/"))
+    assert "120 errors" in first and "Title 000" in first and "Title 049" in first
+    assert "Title 050" not in first and "Page 1 of 3" in first
+    second = client.get(f"/pgbulk/jobs/{job.id}/?errors_page=2").content.decode()
+    assert "Title 050" in second and "Title 099" in second and "Title 000" not in second
+    assert 'href="?errors_page=1#errors"' in second and 'href="?errors_page=3#errors"' in second
+    assert f"/admin/library/book/{ids[0]}/change/" not in second  # not staff: no admin link
+    editor.is_staff = True
+    editor.save()
+    second = client.get(f"/pgbulk/jobs/{job.id}/?errors_page=2").content.decode()
+    assert f'href="/admin/library/book/{ids[0]}/change/"' in second
+    row = re.search(r"<tr>\s*<td class=\"pgbulk-error-record\">.*?</tr>", second, re.S).group(0)
+    assert "Title 050" in row and str(ids[2]) in row and "price" in row and "Problem 050" in row
+
+
+def test_errors_are_named_even_without_a_captured_record(client, editor):
+    ids = make_books(2)
+    job = crafted(editor, status="failed", total=2, failed_count=2, errors=[
+        {"pk": str(ids[0]), "field": None, "message": "Nope."},
+        {"pk": "999999", "field": None, "message": "Gone."}])
+    page = text_of(client.get(f"/pgbulk/jobs/{job.id}/"))
+    assert "Book 0" in page and "(no longer exists)" in page
+    modal = text_of(client.get(f"/pgbulk/jobs/{job.id}/progress/"))
+    assert "Book 0" in modal
+
+
+def test_csv_has_every_error_and_defuses_formulas(client, editor):
+    make_books(1)
+    job = crafted(editor, status="failed", total=1500, failed_count=1500)
+    JobError.objects.bulk_create(JobError(job=job, object_pk=str(i), record=f"R{i}",
+                                          message="m") for i in range(2500))
+    JobError.objects.create(job=job, object_pk="x", record="=HYPERLINK(1)", message="-3 + 4")
+    response = client.get(f"/pgbulk/jobs/{job.id}/errors.csv")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0] == ["key", "record", "field", "message"] and len(rows) == 2502
+    assert rows[-1] == ["x", "'=HYPERLINK(1)", "", "'-3 + 4"]
+
+
+def test_modal_shows_the_first_errors_and_links_to_the_rest(client, editor):
+    make_books(1)
+    job = crafted(editor, status="failed", total=30, done=10, failed_count=20)
+    JobError.objects.bulk_create(JobError(job=job, object_pk=str(i), record=f"Rec {i}",
+                                          message="bad") for i in range(20))
+    modal = text_of(client.get(f"/pgbulk/jobs/{job.id}/progress/"))
+    assert "Rec 4" in modal and "Rec 5" not in modal
+    assert "See all 20 errors on the job's page" in modal
+
+
+def test_queued_job_says_it_waits_with_its_place_in_the_queue(client, editor):
+    ids = make_books(60)
+    jobs = [pgbulk.bulk_update(Book.objects.filter(pk__in=ids[i * 20:(i + 1) * 20]),
+                               {"price": 1}, user=editor) for i in range(3)]
+    first = text_of(client.get(f"/pgbulk/jobs/{jobs[0].id}/progress/"))
+    third = text_of(client.get(f"/pgbulk/jobs/{jobs[2].id}/progress/"))
+    assert "Queued: waiting for a worker (next in line)" in first
+    assert "Queued: waiting for a worker (2 jobs ahead of it)" in third
+    assert "unknown" not in third and "rebuilding" not in third
+
+
+def bar_widths(html: str) -> tuple[str, str]:
+    changed = re.search(r'pgbulk-bar-changed" style="width: ([\d.]+)%', html).group(1)
+    failed = re.search(r'pgbulk-bar-failed" style="width: ([\d.]+)%', html).group(1)
+    return changed, failed
+
+
+def test_bar_shows_changed_failed_and_remaining_apart(client, editor):
+    make_books(1)
+    running = crafted(editor, total=200, done=100, failed_count=50)
+    Job.objects.filter(pk=running.pk).update(status="running")
+    failed_atomic = crafted(editor, status="failed", total=40, done=0, failed_count=0,
+                            params={"values": {"price": "1"}, "atomic": True},
+                            message="library.Book record 3: Nope. Nothing was changed.")
+    html = client.get(f"/pgbulk/jobs/{running.id}/progress/").content.decode()
+    assert bar_widths(html) == ("50.0", "25.0") and "Changed 100 of 200 · 50 failed" in html
+    html = client.get(f"/pgbulk/jobs/{failed_atomic.id}/progress/").content.decode()
+    assert bar_widths(html) == ("0.0", "0.0") and "Changed 0 of 40" in html
+
+
+@pytest.mark.parametrize(("atomic", "says"), [
+    (False, "Worker lost after 2,000 of 19,945; the job will resume"),
+    (True, "Worker lost after 2,000 of 19,945; the job will fail, nothing was changed")])
+def test_a_job_whose_worker_died_says_so(atomic, says):
+    job = Job(kind="update", model="library.Book", status="running", total=19_945,
+              params={"atomic": atomic})
+    snapshot = {"status": "running", "done": 2_000, "failed_count": 0, "total": 19_945,
+                "rate": 4.6, "eta_seconds": 436.0, "message": "2000 of 19945",
+                "progress_known": True, "worker_lost": True, "queue_position": None}
+    status = job_status(job, snapshot)
+    assert status.headline == says and status.tone == "lost"
+    assert "left" not in status.figures and status.note == ""
+    job.cancel_requested = True
+    assert job_status(job, snapshot).headline.endswith("; the job will end cancelled")
+
+
+@pytest.mark.parametrize(("atomic", "status", "says"), [
+    (False, "queued", "Worker lost after 10 of 25 records; resuming where it stopped"),
+    (True, "failed", "The worker running this job was lost; its changes were rolled back: "
+                     "nothing was changed.")])
+def test_pages_show_what_the_sweep_did_with_a_lost_job(client, editor, atomic, status, says):
+    ids = make_books(25)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 4}, user=editor,
+                             atomic=atomic)
+    Job.objects.filter(pk=job.pk).update(status="running")  # nobody holds its liveness lock
+    Job.objects.filter(pk=job.pk).update(done=10)
+    page = text_of(client.get(f"/pgbulk/jobs/{job.id}/progress/"))
+    assert Job.objects.get(pk=job.pk).status == status and says in page
+    if atomic:
+        assert "Failed Changed 0 of 25" in page
+    else:
+        assert "Queued again: waiting for a worker" in page
+
+
+def test_a_cancel_on_a_job_whose_worker_died_ends_cancelled_with_counts(client, editor):
+    ids = make_books(25)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 4}, user=editor,
+                             atomic=False)
+    Job.objects.filter(pk=job.pk).update(status="running")
+    Job.objects.filter(pk=job.pk).update(done=10)
+    job.refresh_from_db()
+    assert job.cancel(by=editor)  # asked; nobody runs it to stop it
+    page = text_of(client.get(f"/pgbulk/jobs/{job.id}/"))
+    assert Job.objects.get(pk=job.pk).status == "cancelled"
+    assert re.search(r"Cancelled by editor at \d\d:\d\d after 10 of 25", page)
+    assert "its worker was lost before it stopped: 10 of 25 records were changed" in page
+
+
+def text_of_html(html: str) -> str:
+    """What a reader sees: no tags, entities decoded, whitespace collapsed."""
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))
+
+
+def test_dashboard_rows_filters_paging_and_refresh(client, editor):
+    make_books(1)
+    other = User.objects.create_user("other")
+    crafted(other, status="failed", model="library.Author", total=1)
+    for _ in range(30):
+        crafted(editor, status="succeeded", total=5, done=5)
+    big = crafted(editor, total=19_998)
+    page = client.get("/pgbulk/jobs/")
+    text = text_of(page)
+    assert "status → Published on 19,998 Books" in text
+    assert page.content.decode().count("data-job=") == 25
+    assert 'hx-trigger="every 2s"' in page.content.decode()  # a queued job is shown
+    second = client.get("/pgbulk/jobs/?page=2").content.decode()
+    assert 'href="?page=1"' in second and second.count("data-job=") == 6
+    assert f'data-job="{big.id}"' in page.content.decode() and f'data-job="{big.id}"' not in second
+    done_only = client.get("/pgbulk/jobs/?status=succeeded").content.decode()
+    assert done_only.count("data-job=") == 25 and 'href="?status=succeeded&amp;page=2"' in done_only
+    assert 'hx-trigger="every 5s"' in done_only  # idle: still notices new jobs
+    assert client.get("/pgbulk/jobs/?model=library.Author").content.decode().count(
+        "data-job=") == 0  # the other user's job is not the editor's to see
+    boss = User.objects.create_superuser("boss")
+    client.force_login(boss)
+    mine_only = client.get("/pgbulk/jobs/?owner=me").content.decode()
+    assert mine_only.count("data-job=") == 0
+    by_other = client.get(f"/pgbulk/jobs/?owner={other.pk}&model=library.Author").content
+    assert by_other.decode().count("data-job=") == 1
+    assert b"<option value=\"library.Author\"" in by_other and b">other</option>" in by_other
+
+
+def test_job_views_are_never_cached_and_announce_the_end(client, editor):
+    ids = make_books(2)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 3}, run="sync",
+                             user=editor)
+    for url in (f"/pgbulk/jobs/{job.id}/", f"/pgbulk/jobs/{job.id}/progress/", "/pgbulk/jobs/",
+                f"/pgbulk/jobs/{job.id}/errors.csv"):
+        assert "no-cache" in client.get(url)["Cache-Control"]
+    polled = client.get(f"/pgbulk/jobs/{job.id}/progress/", headers={"HX-Request": "true"})
+    event = json.loads(polled["HX-Trigger"])["pgbulk-done"]
+    assert polled.status_code == 286 and event["status"] == "succeeded"
+    assert event["text"] == "Succeeded. Changed 2 of 2 records."

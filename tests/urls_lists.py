@@ -1,0 +1,34 @@
+"""More list views with BulkEditMixin: authors (books PROTECT them) and publishers (text keys)."""
+
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.urls import path
+from django.views.generic import ListView
+
+from pgbulk.views import BulkEditMixin
+from testproject.library.models import Author, Publisher
+from testproject.urls import urlpatterns as sample
+
+
+class AuthorListView(LoginRequiredMixin, BulkEditMixin, ListView):
+    model = Author
+    extra_context = {"title": "Authors"}
+    template_name = "library/simple_list.html"
+    bulk_fields = ["name"]
+    bulk_delete = True
+
+
+class PublisherListView(LoginRequiredMixin, BulkEditMixin, ListView):
+    model = Publisher
+    extra_context = {"title": "Publishers"}
+    paginate_by = 2
+    ordering = ["name"]
+    template_name = "library/simple_list.html"
+    bulk_fields = ["active"]
+    bulk_delete = True
+
+
+urlpatterns = [
+    path("authors/", AuthorListView.as_view()),
+    path("publishers/", PublisherListView.as_view()),
+    *sample,
+]
