@@ -20,6 +20,7 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 pytestmark = [
     pytest.mark.django_db(transaction=True, databases="__all__"),
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed"),
+    pytest.mark.slow,
 ]
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs a loop
 
