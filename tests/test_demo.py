@@ -93,3 +93,5 @@ def test_a_signal_stops_the_demos_web_server_and_worker(stop):
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         demo.wait(10)
+        log.close()
+        Path(log.name).unlink(missing_ok=True)
