@@ -16,6 +16,7 @@ PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touc
 browser_test = [
     pytest.mark.django_db(transaction=True, databases="__all__"),
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed"),
+    pytest.mark.slow,
 ]
 
 

@@ -3,11 +3,13 @@ connection). Needs the project's own cluster (scripts/localpg.sh); skipped on an
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.db import OperationalError, connection, connections
 
@@ -20,7 +22,8 @@ from tests.factories import make_books, reservation_count, wait_for
 from tests.test_sweep import FAST_DEATH, FAULT_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.crash]
+pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.crash,
+              pytest.mark.slow]
 
 
 def own_cluster() -> bool:
@@ -39,19 +42,39 @@ def database_is_back() -> bool:
         return False
 
 
-def test_immediate_shutdown_mid_job_ends_every_job_definitely(start_worker, settings):
+@contextlib.contextmanager
+def rows_locked(ids: list[int]):
+    """Hold row locks on these books from another session: a job reaching them waits."""
+    s = connection.settings_dict
+    holder = psycopg.connect(host=s["HOST"], port=s["PORT"], user=s["USER"],
+                             password=s["PASSWORD"], dbname=s["NAME"])
+    try:
+        holder.execute("SELECT id FROM library_book WHERE id = ANY(%s) FOR UPDATE", [ids])
+        yield
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            holder.close()  # after the crash this session is gone anyway
+
+
+def test_immediate_shutdown_mid_job_ends_every_job_definitely(start_worker, stop_workers,
+                                                               settings):
     if not own_cluster():
         pytest.skip("needs the cluster started by scripts/localpg.sh")
+    stop_workers()  # the workers of earlier tests end cleanly rather than lose their database
     settings.PGBULK = {**settings.PGBULK, "QUEUE": "fault"}
     victim = start_worker(FAULT_ENV, concurrency=2, queue="fault")
     ids = make_books(1200, genre=False)
-    chunked = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:600]), {"price": 51},
-                                 atomic=False)
-    atomic = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[600:]), {"price": 52})
-    wait_for(lambda: chunked.progress()["done"] >= 100 and atomic.progress()["done"] >= 50)
+    # Neither job can finish before the crash: each one reaches a record whose row lock
+    # the test holds, and waits there (the chunked job has committed the chunks before it).
+    with rows_locked([ids[300], ids[900]]):
+        chunked = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:600]), {"price": 51},
+                                     atomic=False)
+        atomic = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[600:]), {"price": 52})
+        wait_for(lambda: chunked.progress()["done"] >= 100 and atomic.progress()["done"] >= 50)
+        assert Job.objects.get(pk=atomic.pk).status == "running"
 
-    subprocess.run(["bash", str(ROOT / "scripts" / "localpg.sh"), "crash"], check=True,
-                   capture_output=True, timeout=120)
+        subprocess.run(["bash", str(ROOT / "scripts" / "localpg.sh"), "crash"], check=True,
+                       capture_output=True, timeout=120)
     victim.kill()
     wait_for(database_is_back, timeout=60, interval=0.5)
 

@@ -99,3 +99,35 @@ def test_settings_read_every_knob_from_the_environment(monkeypatch):
     finally:
         monkeypatch.undo()
         importlib.reload(project_settings)
+
+
+def docker_ignores(patterns: list[str], path: str) -> bool:
+    """Whether Docker leaves ``path`` out of the build context (last matching rule wins;
+    a rule matching a folder covers what is inside it)."""
+    def regex(pattern: str) -> re.Pattern:
+        parts = re.split(r"(\*\*/|\*\*|\*|\?)", pattern.strip("/"))
+        wild = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+        return re.compile("".join(wild.get(p, re.escape(p)) for p in parts) + "(?:/.*)?")
+
+    ignored = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        if regex(pattern.lstrip("!")).fullmatch(path):
+            ignored = not negated
+    return ignored
+
+
+def test_the_build_context_carries_what_the_image_copies_and_nothing_local():
+    context = (DOCKER / app_services()["web"]["build"]["context"]).resolve()
+    patterns = [line.strip() for line in (context / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    copied = [source for line in (DOCKER / "Dockerfile").read_text().splitlines()
+              if line.startswith("COPY ") for source in line.split()[1:-1]]
+    assert copied
+    for source in copied:
+        assert not docker_ignores(patterns, source.rstrip("/")), f"{source} is left out"
+    assert not docker_ignores(patterns, "pgbulk/templates/pgbulk/base.html")
+    for local in (".venv/bin/python", ".venv-django6.0/bin/python", ".pgdata/data/PG_VERSION",
+                  ".git/HEAD", "artifacts/screenshots/a.png", ".coverage", "tests/conftest.py",
+                  "pgbulk/__pycache__/views.cpython-311.pyc"):
+        assert docker_ignores(patterns, local), f"{local} would be sent to the Docker daemon"

@@ -40,7 +40,8 @@ from tests.test_sweep import FAULT_ENV
 
 HOUR = datetime.timedelta(hours=1)
 
-pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.worker]
+pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.worker,
+              pytest.mark.slow]
 
 
 @pytest.fixture
@@ -517,7 +518,6 @@ def test_a_composite_primary_key_is_refused_at_launch_and_by_the_checks():
 # --- The fault test: SIGTERM, then SIGKILL, at random points -------------------------------
 
 
-@pytest.mark.slow
 def test_sigterm_then_sigkill_at_random_points_with_the_sweep_every_second(spawn, writes):
     """20 jobs (both modes): each ends in an honest terminal state, every record is written
     at most once (exactly once when the job succeeded), no reservation is left.

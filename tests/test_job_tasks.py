@@ -16,6 +16,7 @@ from tests.factories import make_books, reservation_count, wait_for
 worker_test = pytest.mark.django_db(transaction=True, databases="__all__")
 
 
+@pytest.mark.slow
 @worker_test
 def test_progress_is_visible_and_locks_block_an_overlapping_bulk_edit(worker):
     ids = make_books(1500, genre=False)

@@ -61,6 +61,7 @@ call_command("pgbulk_cleanup", "--json")
 
 
 @pytest.mark.slow
+@pytest.mark.django_db  # only for the server's address: it makes a database of its own
 def test_the_wheel_installs_into_a_fresh_virtualenv_migrates_and_runs_a_job(tmp_path):
     dist, venv, project = tmp_path / "dist", tmp_path / "venv", tmp_path / "project"
     run = lambda *argv, **kw: subprocess.run(argv, capture_output=True, text=True, **kw)  # noqa: E731

@@ -13,7 +13,8 @@ from pgbulk.models import Job
 from testproject.library.models import Book
 from tests.factories import chunk_env, make_books, reservation_count
 
-pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.worker]
+pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.worker,
+              pytest.mark.slow]
 
 
 def test_four_workers_share_many_jobs_without_violating_a_conflict(start_worker, settings):

@@ -53,6 +53,7 @@ def test_dead_worker_atomic_job_fails_with_data_untouched(start_worker, fault_qu
     assert reservation_count() == 0
 
 
+@pytest.mark.slow
 def test_dead_worker_chunked_job_resumes_on_another_worker(start_worker, fault_queue):
     doomed = start_worker(FAULT_ENV, queue="fault")
     ids = make_books(600)
@@ -70,6 +71,7 @@ def test_dead_worker_chunked_job_resumes_on_another_worker(start_worker, fault_q
     assert reservation_count() == 0
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points(start_worker, fault_queue):
     """20 trials across both modes: never half-changed or changed twice, no lock left."""
     rng = random.Random(5)
@@ -150,6 +152,7 @@ def test_a_job_running_too_long_is_asked_to_stop(worker):
     assert reservation_count() == 0
 
 
+@pytest.mark.slow
 def test_sweeping_again_and_again_never_touches_live_jobs(worker):
     ids = make_books(900, genre=False)
     jobs = [pgbulk.bulk_update(Book.objects.filter(pk__in=ids[n * 300:(n + 1) * 300]),
@@ -169,6 +172,7 @@ def test_sweeping_again_and_again_never_touches_live_jobs(worker):
                    .values_list("price", flat=True)) == {Decimal(40 + n)}
 
 
+@pytest.mark.slow
 def test_sigterm_drains_the_running_job(start_worker, fault_queue):
     stopping = start_worker(FAULT_ENV, queue="fault")
     ids = make_books(300)

@@ -47,6 +47,7 @@ def test_async_update_applies_every_record_once(worker, strategy, atomic):
     assert wait_for(lambda: procrastinate_status(job) == "succeeded")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("atomic", [True, False], ids=["atomic", "chunked"])
 def test_progress_is_visible_while_the_job_runs(worker, atomic):
     ids = make_books(1000)
@@ -135,6 +136,7 @@ def test_async_delete_and_protected_records(worker):
     assert "protected" in job.errors[0]["message"]
 
 
+@pytest.mark.slow
 def test_nested_helpers_work_inside_a_real_worker_run(worker):
     ids = make_books(1500)
     crime = Genre.objects.get(name="Crime")

@@ -1,0 +1,78 @@
+"""The bulk edit form (pgbulk.forms.BulkEditForm), built and validated without a database."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+
+from pgbulk.forms import BulkEditForm
+from testproject.library.models import Book
+
+FIELDS = ["status", "price", "published_on", "in_print", "author", "genres"]
+
+
+def form(data=None) -> BulkEditForm:
+    return BulkEditForm(Book, FIELDS, data=data)
+
+
+def test_each_field_gets_a_toggle_and_its_own_optional_widget():
+    built = form()
+    for name in FIELDS:
+        assert isinstance(built.fields[f"change_{name}"], forms.BooleanField)
+        assert built.fields[name].required is False
+    assert built.fields["change_price"].label == "Change price"
+    assert isinstance(built.fields["author"], forms.ModelChoiceField)
+    assert isinstance(built.fields["genres"], forms.ModelMultipleChoiceField)
+    assert built.fields["published_on"].widget.input_type == "date"
+    assert [value for value, _label in built.fields["genres_op"].choices] == [
+        "add", "remove", "set"]
+
+
+def test_rows_follow_the_field_order_and_only_m2m_has_an_operation():
+    rows = form().rows()
+    assert [row["name"] for row in rows] == FIELDS
+    assert [row["name"] for row in rows if row["operation"] is not None] == ["genres"]
+    assert rows[1]["toggle"].name == "change_price" and rows[1]["value"].name == "price"
+
+
+def test_nothing_ticked_is_refused():
+    bound = form({"price": "3"})
+    assert not bound.is_valid()
+    assert bound.non_field_errors() == ["Tick at least one field to change."]
+
+
+def test_values_are_the_ticked_fields_only():
+    bound = form({"change_price": "on", "price": "7.5", "change_status": "on",
+                  "status": "published", "in_print": "on", "published_on": "2024-01-31"})
+    assert bound.is_valid(), bound.errors
+    assert bound.values() == {"price": Decimal("7.5"), "status": "published"}
+
+
+def test_a_ticked_field_may_be_emptied_or_unset():
+    bound = form({"change_published_on": "on", "published_on": "", "change_in_print": "on"})
+    assert bound.is_valid(), bound.errors
+    assert bound.values() == {"published_on": None, "in_print": False}
+
+
+def test_many_to_many_values_carry_their_operation():
+    bound = form({"change_genres": "on", "genres_op": "remove"})
+    assert bound.is_valid(), bound.errors
+    assert bound.values() == {"genres": {"remove": []}}
+    bound = form({"change_genres": "on"})  # no operation chosen: add
+    assert bound.is_valid() and bound.values() == {"genres": {"add": []}}
+
+
+def test_a_bad_value_is_an_error_on_its_field():
+    bound = form({"change_price": "on", "price": "abc", "change_status": "on", "status": "lost"})
+    assert not bound.is_valid()
+    assert set(bound.errors) == {"price", "status"}
+
+
+def test_validation_errors_from_pgbulk_land_on_their_fields():
+    bound = form({"change_price": "on", "price": "1"})
+    assert bound.is_valid()
+    bound.add_validation_errors({"price": ["Too cheap."], "__all__": ["Held by a job."],
+                                 "revision": ["Not editable."]})
+    assert bound.errors["price"] == ["Too cheap."]
+    assert bound.non_field_errors() == ["Held by a job.", "Not editable."]
