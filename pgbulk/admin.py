@@ -104,6 +104,7 @@ class BulkEditAdminMixin(_AdminBase):
     bulk_min_async_records: int = 20
     bulk_async_conflict_checking: bool = True
     bulk_strategy: str = "save"
+    bulk_validation: str = "changed"
     bulk_atomic: bool = True
 
     def get_actions(self, request: HttpRequest):
@@ -135,6 +136,7 @@ class BulkEditAdminMixin(_AdminBase):
                 job = pgbulk.bulk_update(
                     queryset, form.values(), user=request.user, fields=self.bulk_fields,
                     run="auto" if self.bulk_async else "sync", strategy=self.bulk_strategy,
+                    validation=self.bulk_validation,
                     atomic=self.bulk_atomic, conflict_checking=self.bulk_async_conflict_checking,
                     min_async_records=self.bulk_min_async_records,
                     context=self.pgbulk_origin(request, count),

@@ -13,6 +13,8 @@ DEFAULTS: dict[str, Any] = {
     "QUEUE": "pgbulk",
     # Rows per chunk: one transaction each in chunked mode, one batch in atomic mode.
     "CHUNK_SIZE": 1000,
+    # Runners (workers at once) of a chunked job that does not say; atomic jobs use one.
+    "PARALLELISM": 1,
     # Rows per chunk of the queryset strategy (one UPDATE each: cheap per row, so larger).
     "QUERYSET_CHUNK_SIZE": 5000,
     # Seconds the progress row of a finished job is kept.

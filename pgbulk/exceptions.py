@@ -39,7 +39,15 @@ class BulkValidationError(PgbulkError):
 
 
 class JobFailed(PgbulkError):
-    """Raised by a worker task after its job was recorded as failed."""
+    """Raised by a worker task after its job was recorded as failed.
+
+    ``expected``: the job failed because records failed (a business outcome the
+    job's errors describe), not because something broke: logged as one line.
+    """
+
+    def __init__(self, message: str, *, expected: bool = False) -> None:
+        self.expected = expected
+        super().__init__(message)
 
 
 class RecordFailed(Exception):

@@ -36,13 +36,18 @@ EVENT_OF: dict[str, str] = {
 LOST_CONNECTION_STATES = ("08", "57P01", "57P02", "57P03")
 
 
-def run(job_id: Any, *, should_abort: ShouldAbort = None, using: str = "default") -> Job | None:
-    """Run a queued (or interrupted) job to a terminal state; None if it is not ours to run."""
+def run(job_id: Any, *, should_abort: ShouldAbort = None, using: str = "default",
+        runner: int = 0) -> Job | None:
+    """Run a queued (or interrupted) job to a terminal state; None if it is not ours to run.
+
+    ``runner`` is this runner's slot when the job runs on several workers at once.
+    """
     job = Job.objects.using(using).filter(pk=job_id).first()
     if job is None:
         logger.warning("pgbulk: job %s does not exist (deleted?), nothing to run", job_id)
         return None
-    runtime = JobRuntime(job, using=using, separate=not connections[using].in_atomic_block)
+    runtime = JobRuntime(job, using=using, separate=not connections[using].in_atomic_block,
+                         runner=runner)
     with activate(runtime):
         if not runtime.take_liveness_lock():
             logger.warning("pgbulk: job %s is being run by a live worker already", job_id)
@@ -51,13 +56,17 @@ def run(job_id: Any, *, should_abort: ShouldAbort = None, using: str = "default"
             return job
         handle = JobHandle(job, runtime, should_abort)
         try:
+            handle.publish(force=True)  # progress known from the start; nothing in flight
             outcome = run_to_outcome(handle)
             if outcome is not None:
                 finish(handle, *outcome)
         except JobFenced:
-            logger.warning("pgbulk: job %s was taken over (its attempt %s is over); this "
-                           "runner rolled back and recorded nothing", job.id, runtime.token)
             job.refresh_from_db()
+            if job.is_terminal and job.attempt == runtime.token:
+                logger.info("pgbulk: job %s was finished by another of its runners", job.id)
+            else:
+                logger.warning("pgbulk: job %s was taken over (its attempt %s is over); this "
+                               "runner rolled back and recorded nothing", job.id, runtime.token)
     return job
 
 
@@ -67,11 +76,6 @@ def run_to_outcome(handle: JobHandle) -> Outcome:
     try:
         run_body(handle)
         return None
-    except JobCancelled:
-        message = ("Cancelled; all its changes were rolled back: nothing was changed."
-                   if handle.atomic else
-                   f"Cancelled after {job.done} of {job.total} records; the rest were not changed.")
-        return Status.CANCELLED, message
     except JobShutdown:
         logger.warning("pgbulk: job %s stopped by a worker shutdown; the sweep will %s it",
                        job.id, "fail" if handle.atomic else "resume")
@@ -84,12 +88,24 @@ def run_to_outcome(handle: JobHandle) -> Outcome:
             raise
         logger.exception("pgbulk: job %s failed", job.id)
         return Status.FAILED, failure_message(handle, error)
+    except JobCancelled:
+        if handle.atomic:
+            return Status.CANCELLED, "Cancelled; all its changes were rolled back: nothing was changed."
+        read_committed(handle)
+        return Status.CANCELLED, (f"Cancelled after {job.done} of {job.total} records; "
+                                  "the rest were not changed.")
     except RecordFailed as error:
         logger.warning("pgbulk: job %s failed: %s", job.id, error)
         return Status.FAILED, failure_message(handle, error)
     except Exception as error:
         logger.exception("pgbulk: job %s failed", job.id)
         return Status.FAILED, failure_message(handle, error)
+
+
+def read_committed(handle: JobHandle) -> None:
+    """A chunked job's counts are what its chunks committed (its other runners' too)."""
+    if not handle.atomic:
+        handle.job.refresh_from_db(fields=["done", "failed_count", "errors", "total"])
 
 
 def run_body(handle: JobHandle) -> None:
@@ -120,11 +136,13 @@ def run_body(handle: JobHandle) -> None:
 def conclude(handle: JobHandle, result: Any) -> None:
     """Finish a job whose body returned: failed if any record failed, else succeeded."""
     job = handle.job
+    read_committed(handle)
     if job.failed_count:
         finish(handle, Status.FAILED,
                f"{job.failed_count} of {job.total} records failed; {job.done} changed.")
     else:
-        message = result if isinstance(result, str) else f"Done: {job.done} of {job.total}."
+        verb = {"update": "Changed", "delete": "Deleted"}.get(job.kind, "Done:")
+        message = result if isinstance(result, str) else f"{verb} {job.done} of {job.total}."
         finish(handle, Status.SUCCEEDED, message)
 
 
@@ -134,15 +152,15 @@ def finish(handle: JobHandle, status: str, message: str) -> None:
     job, using = handle.job, handle.using
     if handle.atomic and status != Status.SUCCEEDED:
         job.done = 0  # everything rolled back
+    counts = ({"done": job.done, "failed_count": job.failed_count, "errors": job.errors}
+              if handle.atomic else {})  # a chunked job's counts are on its row already
     with transaction.atomic(using=using):
         handle.runtime.update_job(
-            status=status, message=message, finished_at=timezone.now(),
-            done=job.done, failed_count=job.failed_count, errors=job.errors,
-        )
+            status=status, message=message, finished_at=timezone.now(), **counts)
         handle.flush_errors(using)
         locks.release_job(job.id, using=using)
-        progress.write_final(job, message, using=using)
         job.refresh_from_db()
+        progress.write_final(job, message, using=using)
         emit(job, EVENT_OF[status], using=using)
 
 
@@ -159,6 +177,7 @@ def connection_lost(error: BaseException, using: str) -> bool:
 
 def failure_message(handle: JobHandle, error: BaseException) -> str:
     job = handle.job
+    read_committed(handle)
     if isinstance(error, RecordFailed):
         suffix = " Nothing was changed." if handle.atomic else ""
         return f"{job.model} {error}.{suffix}"

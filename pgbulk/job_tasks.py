@@ -15,16 +15,18 @@ Bulk update and bulk delete are two such tasks (pgbulk/tasks.py).
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, transaction
-from django.db.models import F, Model
+from django.db.models import Model
 
 from pgbulk import locks, progress
 from pgbulk.conf import pgbulk_settings
-from pgbulk.exceptions import JobCancelled, JobShutdown
+from pgbulk.exceptions import JobCancelled, JobFenced, JobShutdown
 from pgbulk.runtime import Every
 from pgbulk.signals import emit
 
@@ -54,7 +56,7 @@ REGISTRY: dict[str, JobTask] = {}
 TICK = 0.2
 
 
-def run_in_worker(context, job_id: str) -> None:
+def run_in_worker(context, job_id: str, runner: int = 0) -> None:
     """The Procrastinate side of every job task: run the job, fail loudly if it failed."""
     from django.db import close_old_connections
 
@@ -67,11 +69,24 @@ def run_in_worker(context, job_id: str) -> None:
 
     close_old_connections()
     try:
-        job = execute.run(job_id, should_abort=abort_reason)
+        job = execute.run(job_id, should_abort=abort_reason, runner=runner)
     finally:
         close_old_connections()
     if job is not None and job.status == "failed":
-        raise JobFailed(job.message)  # the queue records a failure too, never a success
+        # The queue records a failure too, never a success.
+        raise JobFailed(job.message, expected=job.failed_count > 0)
+
+
+class ExpectedFailures(logging.Filter):
+    """Procrastinate logs every failed task with its traceback; a job that failed
+    because records failed is a business outcome: one warning line, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if getattr(error, "expected", False):
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 def job_task(func: Callable | None = None, *, name: str | None = None, atomic: bool = True,
@@ -90,8 +105,8 @@ def job_task(func: Callable | None = None, *, name: str | None = None, atomic: b
 
         task_name = name or f"{body.__module__}.{body.__qualname__}"
 
-        def run(context, job_id: str) -> None:
-            run_in_worker(context, job_id)
+        def run(context, job_id: str, runner: int = 0) -> None:
+            run_in_worker(context, job_id, runner)
 
         run.__name__ = run.__qualname__ = body.__name__
         run.__doc__ = body.__doc__
@@ -118,6 +133,10 @@ class JobHandle:
         self.walked = 0  # target records handed to the body by chunk_rows()
         self.walk_complete = False
         self.new_errors: list[dict[str, Any]] = []  # not yet written to the error table
+        # done and failed_count when this runner's open transaction began (its chunk,
+        # or an atomic job's whole run): what it has in flight is counted from there.
+        self.base = (job.done, job.failed_count)
+        self._message_shown: str | None = None
         self._write_tick, self._check_tick = Every(TICK), Every(TICK)
 
     @property
@@ -133,7 +152,10 @@ class JobHandle:
         self.runtime.update_job(using=self.runtime.side, total=self.job.total)
 
     def progress(self, done: int, total: int | None = None, message: str = "") -> None:
-        """Report progress (visible at once, even inside an atomic job's transaction)."""
+        """Report progress (visible at once, even inside an atomic job's transaction).
+
+        ``done`` counts this runner's records; with ``parallel`` runners use advance().
+        """
         if total is not None and total != self.job.total:
             self.set_total(total)
         self.job.done = max(self.job.done, int(done))
@@ -148,17 +170,22 @@ class JobHandle:
         self.publish(in_flight)
 
     def publish(self, in_flight: int = 0, *, force: bool = False) -> None:
-        """Write live progress beside the data transaction (at most every TICK unless forced)."""
+        """Write what this runner has in flight beside its data transaction, and the
+        job's message when it changed (at most every TICK unless forced)."""
         if not force and not self._write_tick.due():
             return
-        done = min(self.job.done + in_flight, max(self.job.total, self.job.done))
-        progress.write(self.job, done, self.job.failed_count,
-                       self.message or f"{done} of {self.job.total}", using=self.runtime.side)
+        done, failed = self.job.done - self.base[0] + in_flight, self.job.failed_count - self.base[1]
+        self.runtime.write_in_flight(done, failed)
+        message = self.message or ""
+        if force or message != self._message_shown:
+            progress.write(self.job, self.job.done + in_flight, self.job.failed_count,
+                           message, using=self.runtime.side)
+            self._message_shown = message
         emit(self.job, "progress", using=self.runtime.side)
 
     def fail_records(self, errors: list[dict[str, Any]]) -> None:
         """Record failed records (``{pk, record, field, message}``); the job will end failed."""
-        cap = int(pgbulk_settings.MAX_RECORDED_ERRORS)
+        cap = pgbulk_settings.MAX_RECORDED_ERRORS
         self.job.failed_count += len(errors)
         self.job.errors = (self.job.errors + errors)[:cap]
         self.new_errors.extend(errors)
@@ -207,35 +234,60 @@ class JobHandle:
         Chunked jobs: each chunk's work commits in one transaction with the
         release of its records and the job's counts, under this runner's run
         token; a re-run resumes. A chunk that does not commit rolls back its
-        counts and errors too.
+        counts and errors too. Several runners of one job claim chunks apart
+        (a chunk one of them works on is skipped by the others; one it left
+        behind when it died is taken by the next that comes by).
         """
-        for rows in locks.walk(self.job.id, self.using, size):
-            self.check_stop(now=False)
-            self.walked += len(rows)
-            if self.atomic:
+        size = max(int(size or self.job.params.get("chunk_size") or pgbulk_settings.CHUNK_SIZE), 1)
+        if self.atomic:
+            for rows in locks.walk(self.job.id, self.using, size):
+                self.check_stop(now=False)
+                self.walked += len(rows)
                 yield rows
+        else:
+            yield from self.claimed_chunks(size)
+        self.walk_complete = True
+
+    def claimed_chunks(self, size: int) -> Iterator[list[tuple[int, str]]]:
+        after, progressed = 0, False
+        while True:
+            self.check_stop(now=False)
+            first = locks.next_target_seq(self.job.id, after, using=self.using)
+            if first is None:
+                if after == 0:
+                    return  # nothing is left
+                if not progressed:  # what is left is in chunks other runners hold
+                    time.sleep(TICK)
+                after, progressed = 0, False  # look again from the start
                 continue
-            before = (self.job.done, self.job.failed_count, self.job.errors, len(self.new_errors))
+            number = (first - 1) // size
+            after = (number + 1) * size
+            self.base = (self.job.done, self.job.failed_count)
+            before = (*self.base, self.job.errors, len(self.new_errors))
             try:
                 with transaction.atomic(using=self.using):
+                    rows = locks.claim_chunk(self.job.id, number, size, using=self.using)
+                    if not rows:
+                        continue
+                    progressed = True
+                    self.walked += len(rows)
                     yield rows
-                    locks.release_chunk(self.job.id, rows[0][0], rows[-1][0], using=self.using)
-                    self.commit_counts(before[0], before[1])
+                    self.commit_chunk(rows, before)
             except BaseException:
                 self.job.done, self.job.failed_count, self.job.errors = before[:3]
                 del self.new_errors[before[3]:]
                 with contextlib.suppress(DatabaseError):  # never hide why the chunk stopped
                     self.publish(force=True)
                 raise
-        self.walk_complete = True
 
-    def commit_counts(self, done_before: int, failed_before: int) -> None:
-        """In the chunk's transaction: add its counts to the job row, if still ours."""
-        self.runtime.update_job(
-            done=F("done") + (self.job.done - done_before),
-            failed_count=F("failed_count") + (self.job.failed_count - failed_before),
-            errors=self.job.errors,
-        )
+    def commit_chunk(self, rows: list[tuple[int, str]], before: tuple) -> None:
+        """In the chunk's transaction: release its records (all of them must still be
+        reserved), add its counts and errors to the job, if the attempt is still ours."""
+        released = locks.release_chunk(self.job.id, rows[0][0], rows[-1][0], using=self.using)
+        if released != len(rows):
+            raise JobFenced(f"job {self.job.id}: a chunk was done by another runner")
+        self.runtime.commit_counts(self.job.done - before[0], self.job.failed_count - before[1],
+                                   self.new_errors[before[3]:])
         self.flush_errors(self.using)
 
     def chunks(self, size: int | None = None) -> Iterator[list[Any]]:

@@ -21,6 +21,7 @@ from pgbulk.values import clean_values
 
 RUN_MODES = ("auto", "async", "sync")
 STRATEGIES = ("save", "queryset")
+VALIDATIONS = ("changed", "full")
 DEFAULT_MIN_ASYNC_RECORDS = 20
 
 
@@ -33,6 +34,8 @@ def bulk_update(
     strategy: str = "save",
     atomic: bool = True,
     conflict_checking: bool = True,
+    validation: str = "changed",
+    parallel: int | None = None,
     fields: Iterable[str] | None = None,
     min_async_records: int = DEFAULT_MIN_ASYNC_RECORDS,
     manager: str | None = None,
@@ -42,16 +45,22 @@ def bulk_update(
 
     ``fields`` limits which fields may be changed (the view's ``bulk_fields``);
     ``manager`` is the dotted path of the AsyncManager that hears the job's events;
-    ``context`` (JSON) describes where the job came from, e.g. the list's filters.
+    ``context`` (JSON) describes where the job came from, e.g. the list's filters;
+    ``validation`` says what the save strategy validates per record ("changed" or "full").
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
+    if validation not in VALIDATIONS:
+        raise ValueError(f"validation must be one of {VALIDATIONS}, not {validation!r}")
     cleaned = clean_values(queryset.model, values, fields)
-    params = {"values": cleaned, "strategy": strategy, "manager": manager,
+    params = {"values": cleaned, "strategy": strategy, "validation": validation,
+              "manager": manager,
               "loading": related_loading(queryset), "context": context or {}}
     return launch("update", "pgbulk.tasks.bulk_update_task", queryset, params, user=user,
                   run=run, atomic=atomic, conflict_checking=conflict_checking,
-                  min_async_records=min_async_records)
+                  min_async_records=min_async_records, parallel=parallel,
+                  chunk_size=(pgbulk_settings.QUERYSET_CHUNK_SIZE if strategy == "queryset"
+                              else pgbulk_settings.CHUNK_SIZE))
 
 
 def bulk_delete(
@@ -61,6 +70,7 @@ def bulk_delete(
     run: str = "auto",
     atomic: bool = True,
     conflict_checking: bool = True,
+    parallel: int | None = None,
     min_async_records: int = DEFAULT_MIN_ASYNC_RECORDS,
     manager: str | None = None,
     context: dict[str, Any] | None = None,
@@ -70,7 +80,7 @@ def bulk_delete(
     return launch("delete", "pgbulk.tasks.bulk_delete_task", queryset, params,
                   user=user, run=run,
                   atomic=atomic, conflict_checking=conflict_checking,
-                  min_async_records=min_async_records)
+                  min_async_records=min_async_records, parallel=parallel)
 
 
 def launch(
@@ -84,15 +94,26 @@ def launch(
     atomic: bool,
     conflict_checking: bool,
     min_async_records: int,
+    parallel: int | None = None,
+    chunk_size: int | None = None,
     using: str | None = None,
 ) -> Job:
-    """Create the job and reserve its records; defer it, or run it here when synchronous."""
+    """Create the job and reserve its records; defer it, or run it here when synchronous.
+
+    ``parallel`` runners work on a chunked job at once (PARALLELISM by default);
+    several walk chunks of ``chunk_size`` (CHUNK_SIZE), fixed at launch; a single
+    runner uses its worker's settings.
+    """
     if run not in RUN_MODES:
         raise ValueError(f"run must be one of {RUN_MODES}, not {run!r}")
     if run == "async" and not pgbulk_settings.ASYNC_ENABLED:
         raise ImproperlyConfigured('run="async" needs PGBULK["ASYNC_ENABLED"] = True')
     using = using or (queryset.db if queryset is not None else "default")
-    params = {**params, "atomic": bool(atomic), "conflict_checking": bool(conflict_checking)}
+    runners = runner_count(parallel, atomic)
+    params = {**params, "atomic": bool(atomic), "conflict_checking": bool(conflict_checking),
+              "parallel": runners}
+    if runners > 1:  # every runner must cut the same chunks: fixed now
+        params["chunk_size"] = chunk_size or pgbulk_settings.CHUNK_SIZE
     with transaction.atomic(using=using):
         job = Job.objects.using(using).create(
             kind=kind, task_name=task_name, params=params,
@@ -106,12 +127,27 @@ def launch(
         job.run_mode = run_mode(run, job.total, min_async_records)
         if job.run_mode == "async":
             job.procrastinate_job_id = defer(task_name, job, using=using)
+            for runner in range(1, runners):
+                defer(task_name, job, using=using, runner=runner)
         job.save(update_fields=["total", "run_mode", "procrastinate_job_id"])
         emit(job, "create", using=using)
     if job.run_mode == "sync":
         execute.run(job.id, using=using)
         job.refresh_from_db()
     return job
+
+
+def runner_count(parallel: int | None, atomic: bool) -> int:
+    """How many runners a job gets: ``parallel``, else PARALLELISM (1 for atomic jobs,
+    which run in one transaction and so on one worker)."""
+    if parallel is None:
+        return 1 if atomic else max(int(pgbulk_settings.PARALLELISM), 1)
+    if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
+        raise ValueError(f"parallel must be a whole number >= 1, not {parallel!r}")
+    if parallel > 1 and atomic:
+        raise ValueError("parallel > 1 needs atomic=False: an atomic job runs in one "
+                         "transaction, so on one worker")
+    return parallel
 
 
 def run_mode(run: str, total: int, min_async_records: int) -> str:
@@ -121,7 +157,7 @@ def run_mode(run: str, total: int, min_async_records: int) -> str:
     return run
 
 
-def defer(task_name: str, job: Job, *, using: str = "default") -> int:
+def defer(task_name: str, job: Job, *, using: str = "default", runner: int = 0) -> int:
     """Queue the task in the current transaction, on Django's connection.
 
     Procrastinate's connector commits on its own connection inside a worker;
@@ -135,7 +171,7 @@ def defer(task_name: str, job: Job, *, using: str = "default") -> int:
     with connections[using].cursor() as cursor:
         cursor.execute(query("defer_task"), {
             "queue": spec.queue or pgbulk_settings.QUEUE, "task_name": task_name,
-            "args": json.dumps({"job_id": str(job.id)})})
+            "args": json.dumps({"job_id": str(job.id), **({"runner": runner} if runner else {})})})
         return cursor.fetchone()[0]
 
 

@@ -72,6 +72,7 @@ def reserve(
     connection = connections[using]
     with connection.cursor() as cursor:
         cursor.execute(query("lock_model"), [label])
+        cursor.execute(query("lock_job_seq"), {"job_id": str(job_id)})
         cursor.execute(query("next_seq"), [str(job_id)])
         offset = cursor.fetchone()[0]
         insert = query("reserve_selection").replace("{selection}", sel_sql)
@@ -142,6 +143,29 @@ def release_job(job_id: Any, *, using: str = "default") -> int:
         return cursor.rowcount
 
 
-def release_chunk(job_id: Any, first_seq: int, last_seq: int, *, using: str = "default") -> None:
+def release_chunk(job_id: Any, first_seq: int, last_seq: int, *, using: str = "default") -> int:
+    """Release the target reservations of one done chunk; return how many."""
     with connections[using].cursor() as cursor:
         cursor.execute(query("release_chunk"), [str(job_id), first_seq, last_seq])
+        return cursor.rowcount
+
+
+def next_target_seq(job_id: Any, after: int, *, using: str) -> int | None:
+    """The sequence number of the job's first target record not done after ``after``."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(query("next_target_seq"), {"job_id": str(job_id), "after": after})
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def claim_chunk(job_id: Any, number: int, size: int, *, using: str) -> list[tuple[int, str]]:
+    """In the current transaction, claim chunk ``number`` (sequence numbers
+    ``number * size + 1`` to ``(number + 1) * size``) and return its records not done
+    yet; ``[]`` if another runner of the job works on it."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(query("claim_chunk"), {"job_id": str(job_id), "chunk": number})
+        if not cursor.fetchone()[0]:
+            return []
+        cursor.execute(query("chunk_rows"), {"job_id": str(job_id), "first": number * size + 1,
+                                             "last": (number + 1) * size})
+        return cursor.fetchall()

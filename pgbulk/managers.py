@@ -40,6 +40,7 @@ class AsyncManager:
         atomic: bool | None = None,
         conflict_checking: bool = True,
         context: dict[str, Any] | None = None,
+        parallel: int | None = None,
         **kwargs: Any,
     ) -> Job:
         """Launch a job task; ``lock`` (a queryset, or ``(Model, pks)``) is reserved in the
@@ -60,7 +61,7 @@ class AsyncManager:
             raise ValueError(f"job task arguments must be JSON-serializable: {error}") from None
         return launching.launch(
             "task", spec.name, lock_queryset(lock), params, user=user, run=run,
-            atomic=spec.atomic if atomic is None else atomic,
+            atomic=spec.atomic if atomic is None else atomic, parallel=parallel,
             conflict_checking=conflict_checking, min_async_records=0,
         )
 

@@ -23,8 +23,11 @@ def write(job: Job, done: int, failed: int, message: str = "", *, using: str) ->
 
 
 def write_final(job: Job, message: str, *, using: str) -> None:
-    """Record a finished job's exact figures (an atomic job that rolled back goes to 0)."""
+    """Record a finished job's exact figures (an atomic job that rolled back goes to 0);
+    its runners have nothing in flight any more."""
     write(job, job.done, job.failed_count, message, using=using)
+    with connections[using].cursor() as cursor:
+        cursor.execute(query("forget_in_flight"), {"job_id": str(job.id)})
 
 
 def primary(job: Job) -> str:
@@ -60,19 +63,38 @@ def snapshot(job: Job, *, repair: bool = True) -> dict[str, Any]:
         job.refresh_from_db(using=using)
         worker_lost, queue_position = probe(job, using) if not job.is_terminal else (False, None)
     live = Progress.objects.using(using).filter(job_id=job.id).first()
+    in_flight = (0, 0, 0)
+    if job.status == "running" and not worker_lost:
+        with connections[using].cursor() as cursor:
+            cursor.execute(query("in_flight"), {"job_id": str(job.id)})
+            in_flight = cursor.fetchone()
+    return figures(job, live=live, in_flight=in_flight, worker_lost=worker_lost,
+                   queue_position=queue_position, now=timezone.now())
+
+
+def figures(job: Job, *, live: Any, in_flight: tuple[int, int, int], worker_lost: bool,
+            queue_position: int | None, now: Any) -> dict[str, Any]:
+    """The progress figures of a job from what was read: its row, its progress row
+    (``live``: message; None after a crash), and ``in_flight`` = (done, failed, runners)
+    of the live runners' open transactions, added to what the job row has committed."""
+    running = job.status == "running" and not worker_lost
+    total = job.total
     done, failed = job.done, job.failed_count
     message = job.message
-    if live is not None and job.status == "running" and not worker_lost:
-        done, failed = max(done, live.done), max(failed, live.failed_count)
-        message = live.message or message
-    total = job.total
+    if running:
+        done, failed = done + in_flight[0], failed + in_flight[1]
+        if live is not None and live.message:
+            message = live.message
+    if total:
+        done = min(done, total)
+        failed = min(failed, total - done)
     processed = done + failed
     percent = 100.0 if job.is_terminal and job.status == "succeeded" else (
         round(100.0 * processed / total, 1) if total else 0.0
     )
     rate = eta = None
     if job.started_at and processed:
-        end = job.finished_at or timezone.now()
+        end = job.finished_at or now
         elapsed = max((end - job.started_at).total_seconds(), 1e-3)
         rate = round(processed / elapsed, 1)
         if not job.is_terminal and rate:
@@ -90,7 +112,8 @@ def snapshot(job: Job, *, repair: bool = True) -> dict[str, Any]:
         "eta_seconds": eta,
         "message": message,
         "errors": job.errors,
-        "progress_known": live is not None or job.is_terminal or job.status == "queued",
+        "progress_known": (live is not None or bool(in_flight[2]) or job.is_terminal
+                           or job.status == "queued"),
         # Running, but no runner holds the job's liveness lock: its worker died.
         "worker_lost": worker_lost,
         # Queued: how many tasks of its queue will be fetched before it (None otherwise).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -66,9 +67,11 @@ class JobRuntime:
     job checks that token, so a runner the sweep took the job from stops.
     """
 
-    def __init__(self, job: Job, *, using: str = "default", separate: bool = True) -> None:
+    def __init__(self, job: Job, *, using: str = "default", separate: bool = True,
+                 runner: int = 0) -> None:
         self.job = job
         self.using = using
+        self.runner = runner  # slot of this runner among the job's ``parallel`` ones
         # Inside a caller's open transaction nothing is visible to a second
         # connection yet, so everything stays on the caller's connection.
         self.side = side_alias(using) if separate else using
@@ -85,13 +88,17 @@ class JobRuntime:
         caller's transaction: until that transaction ends)."""
         name = "try_job_lock" if self.separate else "try_job_xact_lock"
         with connections[self.side].cursor() as cursor:
-            cursor.execute(query(name), {"job_id": str(self.job.id)})
+            cursor.execute(query(name), self.key)
             return bool(cursor.fetchone()[0])
+
+    @property
+    def key(self) -> dict[str, Any]:
+        return {"job_id": str(self.job.id), "runner": self.runner}
 
     def claim(self) -> bool:
         """Mark the job running under a run token; False if it is not ours to run."""
         with connections[self.using].cursor() as cursor:
-            cursor.execute(query("claim_job"), {"job_id": str(self.job.id)})
+            cursor.execute(query("claim_job"), self.key)
             row = cursor.fetchone()
         self.job.refresh_from_db()
         self.token = row[0] if row else None
@@ -118,6 +125,21 @@ class JobRuntime:
         """Update the job's row under this runner's token; JobFenced if it is not current."""
         if not self.fenced(using).update(**changes):
             raise JobFenced(f"job {self.job.id}: attempt {self.token} is no longer current")
+
+    def commit_counts(self, done: int, failed: int, errors: list[dict[str, Any]]) -> None:
+        """In the chunk's transaction: add its counts and new errors to the job row and
+        clear this runner's in-flight counts; JobFenced if the attempt is over."""
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(query("commit_chunk"), {
+                **self.key, "done": done, "failed": failed, "errors": json.dumps(errors),
+                "cap": pgbulk_settings.MAX_RECORDED_ERRORS, "attempt": self.token})
+            if cursor.fetchone() is None:
+                raise JobFenced(f"job {self.job.id}: attempt {self.token} is no longer current")
+
+    def write_in_flight(self, done: int, failed: int) -> None:
+        """What this runner has processed in its open transaction (beside it)."""
+        with connections[self.side].cursor() as cursor:
+            cursor.execute(query("write_in_flight"), {**self.key, "done": done, "failed": failed})
 
     def maybe_sweep(self) -> None:
         """Run the sweep now and then while this job runs, so a dead worker's job is

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connections, transaction
 from django.db.models import Model, ProtectedError, QuerySet, RestrictedError
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Now
 
 from pgbulk import values as values_mod
 from pgbulk.conf import pgbulk_settings
@@ -61,7 +62,8 @@ class Operation:
 
     @property
     def chunk_size(self) -> int:
-        return int(pgbulk_settings.CHUNK_SIZE)
+        # Fixed at launch, so that every runner of the job cuts the same chunks.
+        return int(self.job.params.get("chunk_size") or pgbulk_settings.CHUNK_SIZE)
 
     def queryset(self, keys: list[Any]) -> QuerySet:
         return self.model._base_manager.using(self.using).filter(pk__in=keys)
@@ -131,16 +133,32 @@ class UpdateOperation(Operation):
     def __init__(self, job: Job, using: str) -> None:
         super().__init__(job, using)
         self.simple, self.m2m = values_mod.split(self.model, job.params["values"])
-        self.update_fields = [model_field(self.model, n).name for n in job.params["values"]
-                              if n not in self.m2m]
+        changed = [model_field(self.model, n).name for n in job.params["values"]
+                   if n not in self.m2m]
+        fields = self.model._meta.concrete_fields
+        # auto_now fields are written whenever the record is (as save() would).
+        self.auto_now = [f for f in fields if getattr(f, "auto_now", False)] if changed else []
+        self.update_fields = changed + [f.name for f in self.auto_now if f.name not in changed]
+        self.unchanged = [f.name for f in fields if f.name not in changed]
         self.strategy = job.params.get("strategy", "save")
+        # Jobs launched before the option existed validated fully.
+        self.validation = job.params.get("validation", "full")
         self.loading = job.params.get("loading") or {}
 
     @property
     def chunk_size(self) -> int:
+        if self.job.params.get("chunk_size"):
+            return super().chunk_size
         if self.strategy == "queryset":
             return int(pgbulk_settings.QUERYSET_CHUNK_SIZE)
         return super().chunk_size
+
+    @property
+    def assignments(self) -> dict[str, Any]:
+        """What the set-based UPDATE sets: the values, and the database's time in the
+        auto_now fields (one value per statement)."""
+        return {**self.simple, **{f.attname: Now() for f in self.auto_now}}
+
 
     def apply(self, rows, *, per_record):
         chunk = self.chunk_queryset(rows)
@@ -175,7 +193,7 @@ class UpdateOperation(Operation):
                     self.set_based(self.queryset(pks), pks)
                     changed = len(pks)
                 else:
-                    changed = chunk.update(**self.simple)
+                    changed = chunk.update(**self.assignments)
             if changed == len(rows):
                 return changed, []
             present = set(chunk.values_list("pk", flat=True))
@@ -191,7 +209,7 @@ class UpdateOperation(Operation):
 
     def set_based(self, records: QuerySet, pks: list[Any]) -> None:
         if self.simple:
-            records.update(**self.simple)
+            records.update(**self.assignments)
         for name, change in self.m2m.items():
             self.change_m2m_set_based(name, change, pks)
 
@@ -221,7 +239,7 @@ class UpdateOperation(Operation):
         for attname, value in self.simple.items():
             setattr(record, attname, value)
         if self.simple:
-            record.full_clean()
+            self.validate(record)
             record.save(update_fields=self.update_fields)
         for name, change in self.m2m.items():
             (operation, raw), = change.items()
@@ -232,6 +250,21 @@ class UpdateOperation(Operation):
                 manager.set(keys)
             else:
                 getattr(manager, operation)(*keys)
+
+
+    def validate(self, record: Model) -> None:
+        """Per record, what the change can affect (see docs/api.md, "Validation").
+
+        ``"changed"``: the changed fields' own checks and the model's ``clean()``;
+        the values were validated once at launch, and uniqueness and constraints
+        are left to the database, whose error is caught and reported per record.
+        ``"full"``: ``full_clean()``.
+        """
+        if self.validation == "full":
+            record.full_clean()
+            return
+        record.clean_fields(exclude=self.unchanged)
+        record.clean()
 
 
 def related_paths(tree: dict[str, dict], prefix: str = "") -> list[str]:

@@ -17,10 +17,14 @@ def apply_operation(job: JobHandle) -> str:
     operation = operation_for(job.job, job.using)
     operation.tick = job.tick
     for rows in job.chunk_rows(operation.chunk_size):
-        changed, errors = operation.apply(rows, per_record=not job.atomic)
+        try:
+            changed, errors = operation.apply(rows, per_record=not job.atomic)
+        except RecordFailed as failure:  # atomic: the first failing record ends the job
+            job.fail_records(failure.entries)
+            raise
+        job.fail_records(errors)
         if errors and job.atomic:
             raise RecordFailed(errors)
-        job.fail_records(errors)
         job.advance(changed)
     verb = "Deleted" if job.job.kind == "delete" else "Changed"
     return f"{verb} {job.job.done} of {job.job.total} records."

@@ -46,6 +46,7 @@ class BulkEditMixin(_ListViewBase):
     bulk_min_async_records: int = 20
     bulk_async_conflict_checking: bool = True
     bulk_strategy: str = "save"
+    bulk_validation: str = "changed"
     bulk_atomic: bool = True
     async_manager_class_path: str | None = None
     async_manager_config: dict | None = None
@@ -114,6 +115,7 @@ class BulkEditMixin(_ListViewBase):
             return self.bulk_render("pgbulk/bulk_form.html", {"form": form, "count": count}, 422)
         return self.bulk_launch(
             lambda: pgbulk.bulk_update(selection, form.values(), strategy=self.bulk_strategy,
+                                       validation=self.bulk_validation,
                                        fields=self.bulk_fields, **self.bulk_options(count)),
             form=form, count=count,
         )

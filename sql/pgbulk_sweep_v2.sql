@@ -34,6 +34,7 @@ DECLARE
     deleted_jobs bigint := 0;
     dead record;
     new_task bigint;
+    new_tasks bigint[];
     was text;
 BEGIN
     IF NOT pg_try_advisory_xact_lock(pgbulk_model_lock_key('pgbulk.sweep')) THEN
@@ -51,13 +52,13 @@ BEGIN
                pj.queue_name
         FROM pgbulk_job j
         LEFT JOIN procrastinate_jobs pj ON pj.id = j.procrastinate_job_id
-        WHERE j.status = 'running' AND NOT pgbulk_job_lock_key(j.id) = ANY(held)
+        WHERE j.status = 'running' AND NOT pgbulk_runners_held(j.id, j.params, held)
           AND (only_job IS NULL OR j.id = only_job)
         ORDER BY j.started_at LIMIT batch
         FOR UPDATE OF j SKIP LOCKED
     LOOP
         -- Fresh read: a runner may have claimed the job since pg_locks was read.
-        CONTINUE WHEN pgbulk_job_lock_held(dead.id);
+        CONTINUE WHEN pgbulk_job_alive_v2(dead.id);
         was := CASE WHEN dead.atomic THEN 'nothing was changed'
                     ELSE dead.done || ' of ' || dead.total || ' records were changed' END;
         IF dead.cancel_requested THEN
@@ -78,10 +79,17 @@ BEGIN
             WHERE id = dead.id;
             failed := failed || dead.id;
         ELSE
-            new_task := (procrastinate_defer_jobs_v1(ARRAY[ROW(
-                coalesce(dead.queue_name, 'pgbulk'), dead.task_name, 0, NULL, NULL,
-                jsonb_build_object('job_id', dead.id::text), NULL
-            )::procrastinate_job_to_defer_v1]))[1];
+            -- One task per runner slot (runner 0's is the job's own task).
+            new_tasks := procrastinate_defer_jobs_v1(ARRAY(
+                SELECT ROW(coalesce(dead.queue_name, 'pgbulk'), dead.task_name, 0, NULL, NULL,
+                           CASE WHEN r = 0 THEN jsonb_build_object('job_id', dead.id::text)
+                                ELSE jsonb_build_object('job_id', dead.id::text, 'runner', r) END,
+                           NULL)::procrastinate_job_to_defer_v1
+                FROM generate_series(0, greatest(coalesce((dead.params->>'parallel')::int, 1), 1) - 1) r
+                ORDER BY r
+            ));
+            SELECT t.id INTO new_task FROM procrastinate_jobs t
+            WHERE t.id = ANY(new_tasks) AND NOT t.args ? 'runner';
             UPDATE pgbulk_job SET status = 'queued', procrastinate_job_id = new_task,
                 attempt = attempt + 1,
                 message = 'Worker lost after ' || dead.done || ' of ' || dead.total
@@ -116,11 +124,11 @@ BEGIN
         SELECT j.id, j.procrastinate_job_id FROM pgbulk_job j
         JOIN procrastinate_jobs pj ON pj.id = j.procrastinate_job_id
         WHERE j.status = 'queued' AND pj.status = 'doing'
-          AND NOT pgbulk_job_lock_key(j.id) = ANY(held)
+          AND NOT pgbulk_runners_held(j.id, j.params, held)
           AND NOT pgbulk_task_worker_alive(pj.id, heartbeat_timeout)
         LIMIT batch FOR UPDATE OF j SKIP LOCKED
     LOOP
-        CONTINUE WHEN pgbulk_job_lock_held(dead.id);
+        CONTINUE WHEN pgbulk_job_alive_v2(dead.id);
         PERFORM procrastinate_retry_job_v2(dead.procrastinate_job_id, now(), NULL, NULL, NULL);
         resumed := resumed || dead.id;
     END LOOP;
@@ -131,7 +139,7 @@ BEGIN
     WITH gone AS (
         SELECT j.id FROM pgbulk_job j
         LEFT JOIN procrastinate_jobs pj ON pj.id = j.procrastinate_job_id
-        WHERE j.status = 'queued' AND NOT pgbulk_job_lock_key(j.id) = ANY(held)
+        WHERE j.status = 'queued' AND NOT pgbulk_runners_held(j.id, j.params, held)
           AND ((j.run_mode = 'async'
                 AND (pj.id IS NULL OR pj.status IN ('cancelled', 'aborted', 'failed', 'succeeded')))
                OR (j.run_mode = 'sync' AND j.created_at < now() - sync_start_timeout))
@@ -143,7 +151,7 @@ BEGIN
                     ELSE 'Its queued task was cancelled, aborted, failed or deleted before it ran: ' END
                 || CASE WHEN j.done = 0 THEN 'nothing was changed.'
                         ELSE j.done || ' of ' || j.total || ' records were changed, the rest were not.' END
-        FROM gone WHERE j.id = gone.id AND NOT pgbulk_job_lock_held(j.id) RETURNING j.id
+        FROM gone WHERE j.id = gone.id AND NOT pgbulk_job_alive_v2(j.id) RETURNING j.id
     )
     SELECT coalesce(array_agg(id), '{}') INTO abandoned FROM updated;
     DELETE FROM pgbulk_reservation WHERE job_id = ANY(abandoned);
@@ -176,7 +184,7 @@ BEGIN
         SELECT h.job_id FROM holders h LEFT JOIN pgbulk_job j ON j.id = h.job_id
         WHERE h.job_id IS NOT NULL
           AND (j.id IS NULL OR j.status IN ('succeeded', 'failed', 'cancelled')
-               OR (j.status = 'running' AND NOT pgbulk_job_lock_key(j.id) = ANY(held)
+               OR (j.status = 'running' AND NOT pgbulk_runners_held(j.id, j.params, held)
                    AND coalesce(j.attempt_started_at, j.started_at) < now() - conflict_ttl))
         LIMIT batch
     )
@@ -192,6 +200,11 @@ BEGIN
         WHERE j.id IS NULL OR j.finished_at < now() - progress_ttl LIMIT batch
     );
     GET DIAGNOSTICS deleted_progress = ROW_COUNT;
+    DELETE FROM pgbulk_runner_progress p
+    WHERE p.job_id IN (
+        SELECT p2.job_id FROM pgbulk_runner_progress p2 LEFT JOIN pgbulk_job j ON j.id = p2.job_id
+        WHERE j.id IS NULL OR j.status IN ('succeeded', 'failed', 'cancelled') LIMIT batch
+    );
 
     -- 6. History past job_retention (with its per-record errors).
     SELECT coalesce(array_agg(id), '{}') INTO expired_jobs FROM (

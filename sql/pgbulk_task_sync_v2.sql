@@ -27,7 +27,7 @@ BEGIN
         WHERE procrastinate_job_id = task_id
           AND (status = 'queued' OR (status = 'running'
                AND coalesce((params->>'atomic')::boolean, true)))
-          AND NOT pgbulk_job_lock_held(id)
+          AND NOT pgbulk_job_alive_v2(id)
         RETURNING id INTO ended;
         IF ended IS NOT NULL THEN
             DELETE FROM pgbulk_reservation WHERE job_id = ended;

@@ -42,7 +42,8 @@ WHERE job_id = %s::uuid AND seq > %s AND is_target
 ORDER BY seq LIMIT %s;
 
 -- name: release_chunk
--- Release the target reservations of one finished chunk.
+-- Release the target reservations of one finished chunk (how many: the caller
+-- checks they were all still there).
 DELETE FROM pgbulk_reservation
 WHERE job_id = %s::uuid AND seq BETWEEN %s AND %s AND is_target;
 
@@ -52,23 +53,95 @@ DELETE FROM pgbulk_reservation WHERE job_id = %s::uuid;
 
 -- name: claim_job
 -- Mark a job running under a run token and return the token (its attempt). A
--- queued job keeps the attempt the sweep gave it; a running job is only claimed
--- by whoever holds its liveness lock (its previous runner is gone), so the
--- attempt is raised to fence that runner out.
+-- queued job keeps the attempt the sweep gave it, and so does a running job that
+-- another live runner holds (several runners share one attempt). A running job
+-- nobody else holds is taken over: its earlier runner is gone, so the attempt
+-- is raised to fence that runner out.
+WITH peers AS (
+    SELECT EXISTS (
+        SELECT 1 FROM pgbulk_job j,
+             generate_series(0, greatest(coalesce((j.params->>'parallel')::int, 1), 1) - 1) r
+        WHERE j.id = %(job_id)s::uuid AND r <> %(runner)s
+          AND pgbulk_runner_lock_key(j.id, r) = ANY(pgbulk_held_lock_keys())
+    ) AS alive
+)
 UPDATE pgbulk_job
-SET status = 'running', started_at = coalesce(started_at, now()), attempt_started_at = now(),
-    attempt = attempt + CASE WHEN status = 'running' THEN 1 ELSE 0 END
+SET status = 'running', started_at = coalesce(started_at, now()),
+    attempt_started_at = CASE WHEN status = 'running' AND peers.alive
+                              THEN attempt_started_at ELSE now() END,
+    attempt = attempt + CASE WHEN status = 'running' AND NOT peers.alive THEN 1 ELSE 0 END
+FROM peers
 WHERE id = %(job_id)s::uuid AND status IN ('queued', 'running') AND NOT cancel_requested
 RETURNING attempt;
 
 -- name: try_job_lock
--- Take the job's liveness lock (session-level) if no live runner holds it.
-SELECT pg_try_advisory_lock(pgbulk_job_lock_key(%(job_id)s::uuid));
+-- Take a runner's liveness lock (session-level) if no live runner holds it.
+SELECT pg_try_advisory_lock(pgbulk_runner_lock_key(%(job_id)s::uuid, %(runner)s));
 
 -- name: try_job_xact_lock
 -- Take the job's liveness lock until the end of the current transaction (a job
 -- run synchronously inside its caller's transaction).
-SELECT pg_try_advisory_xact_lock(pgbulk_job_lock_key(%(job_id)s::uuid));
+SELECT pg_try_advisory_xact_lock(pgbulk_runner_lock_key(%(job_id)s::uuid, %(runner)s));
+
+-- name: lock_job_seq
+-- Serialise the numbering of one job's reservations (its runners may register
+-- records at the same time) until the end of the transaction.
+SELECT pg_advisory_xact_lock(hashtext('pgbulk.seq:' || %(job_id)s), 0);
+
+-- name: next_target_seq
+-- The first target record of a job not yet done after a sequence number.
+SELECT seq FROM pgbulk_reservation
+WHERE job_id = %(job_id)s::uuid AND seq > %(after)s AND is_target
+ORDER BY seq LIMIT 1;
+
+-- name: claim_chunk
+-- Claim chunk N of a job for the current transaction: an advisory transaction
+-- lock (a runner that holds it is working on that chunk; others skip it).
+SELECT pg_try_advisory_xact_lock(hashtext('pgbulk.chunk:' || %(job_id)s), %(chunk)s);
+
+-- name: chunk_rows
+-- The target records of a chunk (a range of sequence numbers) not done yet.
+SELECT seq, object_pk FROM pgbulk_reservation
+WHERE job_id = %(job_id)s::uuid AND seq BETWEEN %(first)s AND %(last)s AND is_target
+ORDER BY seq;
+
+-- name: commit_chunk
+-- Add a committed chunk's counts to its job, and its new errors to the job's
+-- capped list, only while the runner's attempt is current; reset the runner's
+-- in-flight counts in the same transaction. Returns the job's id (none: fenced).
+WITH job AS (
+    UPDATE pgbulk_job
+    SET done = done + %(done)s, failed_count = failed_count + %(failed)s,
+        errors = CASE WHEN jsonb_array_length(%(errors)s::jsonb) = 0 THEN errors ELSE (
+            SELECT coalesce(jsonb_agg(e.value ORDER BY e.n), '[]'::jsonb)
+            FROM (SELECT value, n FROM jsonb_array_elements(errors || %(errors)s::jsonb)
+                  WITH ORDINALITY AS x(value, n) ORDER BY n LIMIT %(cap)s) e) END
+    WHERE id = %(job_id)s::uuid AND status = 'running' AND attempt = %(attempt)s
+    RETURNING id
+), reset AS (
+    DELETE FROM pgbulk_runner_progress
+    WHERE job_id = %(job_id)s::uuid AND runner = %(runner)s AND EXISTS (SELECT 1 FROM job)
+)
+SELECT id FROM job;
+
+-- name: write_in_flight
+-- What a runner has processed in its open transaction (written beside it).
+INSERT INTO pgbulk_runner_progress (job_id, runner, done, failed_count, updated_at)
+VALUES (%(job_id)s::uuid, %(runner)s, %(done)s, %(failed)s, now())
+ON CONFLICT (job_id, runner) DO UPDATE
+SET done = EXCLUDED.done, failed_count = EXCLUDED.failed_count, updated_at = now();
+
+-- name: in_flight
+-- The in-flight counts of a job's runners that are alive (a dead one's counted
+-- records rolled back with it).
+SELECT coalesce(sum(p.done), 0)::bigint, coalesce(sum(p.failed_count), 0)::bigint, count(*)
+FROM pgbulk_runner_progress p
+WHERE p.job_id = %(job_id)s::uuid
+  AND pgbulk_runner_lock_key(p.job_id, p.runner) = ANY(pgbulk_held_lock_keys());
+
+-- name: forget_in_flight
+-- A finished job's runners have nothing in flight.
+DELETE FROM pgbulk_runner_progress WHERE job_id = %(job_id)s::uuid;
 
 -- name: runner_state
 -- Whether a job was asked to stop, and whether a runner's attempt is still current.
@@ -76,8 +149,8 @@ SELECT cancel_requested, status = 'running' AND attempt = %(attempt)s
 FROM pgbulk_job WHERE id = %(job_id)s::uuid;
 
 -- name: upsert_progress
--- Write a job's live progress (one row per job, UNLOGGED table): the figures
--- as they are now, which fall back when a transaction that counted rolls back.
+-- Write a job's progress row (one per job, UNLOGGED table): its total and
+-- latest message while it runs, its exact figures once it ends.
 INSERT INTO pgbulk_progress (job_id, total, done, failed_count, message, started_at, updated_at)
 VALUES (%(job_id)s::uuid, %(total)s, %(done)s, %(failed)s, %(message)s, now(), now())
 ON CONFLICT (job_id) DO UPDATE
@@ -106,7 +179,7 @@ SELECT pgbulk_sweep_v2(
 -- name: job_probe
 -- For one unfinished job: whether it runs with no live runner (worker lost), and
 -- how many waiting tasks of its queue come before its task (queue position).
-SELECT j.status = 'running' AND NOT pgbulk_job_lock_held(j.id) AS worker_lost,
+SELECT j.status = 'running' AND NOT pgbulk_job_alive_v2(j.id) AS worker_lost,
        CASE WHEN j.status = 'queued' AND pj.status = 'todo' THEN (
            SELECT count(*) FROM procrastinate_jobs ahead
            WHERE ahead.queue_name = pj.queue_name AND ahead.status = 'todo'

@@ -135,7 +135,9 @@ def test_each_strategy_walks_its_own_chunk_size(settings, strategy, updates):
     assert (job.status, job.done) == ("succeeded", 30), job.message
     sql = [q["sql"] for q in captured.captured_queries]
     chunks = 8 if strategy == "save" else 3  # 30 records in chunks of 4, or of 10
-    assert sum("The next chunk of a job" in q for q in sql) == chunks + 1  # + the empty one
+    assert sum("Claim chunk N of a job" in q for q in sql) == chunks
+    # one look per chunk, then from the end and from the start (other runners' chunks)
+    assert sum("The first target record of a job" in q for q in sql) == chunks + 2
     assert sum(q.startswith('UPDATE "library_book"') for q in sql) == updates
 
 

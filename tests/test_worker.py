@@ -120,6 +120,10 @@ def test_a_chunked_job_reports_failed_records_and_finishes_the_rest(worker):
     assert [(e["pk"], e["field"]) for e in job.errors] == [(str(pk), "in_print") for pk in bad]
     assert Book.objects.filter(pk__in=ids, status="archived").count() == 248
     assert reservation_count() == 0
+    # An expected business outcome: one line in the worker's log, no traceback.
+    wait_for(lambda: f"job_id='{job.id}'" in worker.output())
+    log = worker.output()
+    assert "ended with status: Error" in log and f"JobFailed: {job.message}" not in log
 
 
 def test_async_delete_and_protected_records(worker):
@@ -222,3 +226,21 @@ def test_twenty_concurrent_launches_with_overlapping_selections(worker, settings
         expected.update({pk: Decimal(100 + n) for pk in selections[n]})
     assert dict(Book.objects.filter(pk__in=ids).values_list("pk", "price")) == expected
     assert reservation_count() == 0
+
+
+def test_save_strategy_progress_moves_within_a_chunk(start_worker, settings):
+    """1,000-record chunks of 5 ms saves take 5 s each: progress must move meanwhile
+    (it used to jump in chunk steps)."""
+    settings.PGBULK = {**settings.PGBULK, "QUEUE": "big-chunks"}
+    worker = start_worker({"LIBRARY_SAVE_DELAY": "0.005", **chunk_env(1000)},
+                          queue="big-chunks")
+    ids = make_books(1100, genre=False)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 19}, atomic=False)
+    seen = []
+    while Job.objects.get(pk=job.pk).done < 1000:  # the first chunk has not committed
+        seen.append(job.progress()["done"])
+        time.sleep(0.1)
+    assert any(0 < done < 1000 for done in seen), seen
+    job.wait(60)
+    worker.stop()
+    assert job.status == "succeeded"

@@ -91,11 +91,19 @@ class Publisher(models.Model):
 
 
 class Label(models.Model):
-    """A model keyed by UUID."""
+    """A model keyed by UUID, with an auto_now field and a constraint mixing two fields."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4)
     name = models.CharField(max_length=100)
     rank = models.IntegerField(default=0)
+    touched_at = models.DateTimeField(auto_now=True, null=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(  # a big rank needs a name that says so
+                condition=models.Q(rank__lte=100) | models.Q(name__startswith="Big"),
+                name="label_big_rank_needs_big_name")
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -1,5 +1,5 @@
-"""Progress arithmetic (pgbulk.progress.snapshot) and a job handle's bookkeeping. No database:
-the one read of the live progress row is served from memory."""
+"""Progress arithmetic (pgbulk.progress.figures) and a job handle's bookkeeping. No database:
+the figures are computed from what was read (job row, progress row, runners' in-flight counts)."""
 
 from __future__ import annotations
 
@@ -8,27 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pgbulk import progress
-from pgbulk.job_tasks import Every, JobHandle
+from pgbulk.job_tasks import JobHandle
 from pgbulk.models import Job, Progress
+from pgbulk.runtime import Every
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def live_rows(monkeypatch) -> dict:
-    """``{job_id: Progress}``: what the UNLOGGED progress table holds (empty: no row)."""
-    rows: dict = {}
-
-    class Lookup:
-        def __init__(self, job_id):
-            self.job_id = job_id
-
-        def first(self):
-            return rows.get(self.job_id)
-
-    monkeypatch.setattr(Progress.objects, "filter", lambda job_id: Lookup(job_id))
-    monkeypatch.setattr(progress.timezone, "now", lambda: NOW)
-    return rows
+NOTHING = (0, 0, 0)  # no runner has anything in flight
 
 
 def job(status="running", total=1000, done=0, failed=0, started=None, finished=None) -> Job:
@@ -36,48 +21,57 @@ def job(status="running", total=1000, done=0, failed=0, started=None, finished=N
                failed_count=failed, started_at=started, finished_at=finished)
 
 
-def test_a_queued_job_is_at_zero_and_known(live_rows):
-    snap = progress.snapshot(job("queued"))
+def figures(job, live=None, in_flight=NOTHING, worker_lost=False, queue_position=None):
+    return progress.figures(job, live=live, in_flight=in_flight, worker_lost=worker_lost,
+                            queue_position=queue_position, now=NOW)
+
+
+def test_a_queued_job_is_at_zero_and_known():
+    snap = figures(job("queued"), queue_position=2)
     assert (snap["done"], snap["percent"], snap["rate"], snap["eta_seconds"]) == (0, 0.0, None, None)
-    assert snap["progress_known"] is True and snap["status"] == "queued"
+    assert snap["progress_known"] is True and snap["queue_position"] == 2
 
 
-def test_the_live_row_runs_ahead_of_committed_figures(live_rows):
+def test_live_runners_in_flight_counts_add_to_the_committed_figures():
     running = job(done=200, started=NOW - timedelta(seconds=10))
-    live_rows[running.id] = Progress(job_id=running.id, total=1000, done=250, failed_count=50,
-                                     message="250 of 1000")
-    snap = progress.snapshot(running)
+    live = Progress(job_id=running.id, total=1000, message="Recalculating")
+    snap = figures(running, live, in_flight=(50, 50, 2))  # two runners, 100 uncommitted
     assert (snap["done"], snap["failed_count"], snap["total"]) == (250, 50, 1000)
     assert snap["percent"] == 30.0  # done and failed are both processed
     assert snap["rate"] == 30.0 and snap["eta_seconds"] == pytest.approx(700 / 30, abs=0.1)
-    assert snap["message"] == "250 of 1000" and snap["progress_known"] is True
+    assert snap["message"] == "Recalculating" and snap["progress_known"] is True
 
 
-def test_committed_figures_win_over_a_live_row_that_fell_back(live_rows):
+def test_a_lost_worker_counts_only_what_committed():
     running = job(done=400, started=NOW - timedelta(seconds=4))
-    live_rows[running.id] = Progress(job_id=running.id, total=1000, done=100)  # rolled back
-    assert progress.snapshot(running)["done"] == 400
+    snap = figures(running, Progress(job_id=running.id, message="x"), in_flight=(90, 0, 1),
+                   worker_lost=True)
+    assert (snap["done"], snap["worker_lost"]) == (400, True)
 
 
-def test_without_a_live_row_a_running_job_says_its_progress_is_unknown(live_rows):
-    snap = progress.snapshot(job(done=300, started=NOW - timedelta(seconds=3)))
+def test_figures_never_pass_the_total():
+    snap = figures(job(total=100, done=90), in_flight=(30, 5, 1))
+    assert (snap["done"], snap["failed_count"], snap["percent"]) == (100, 0, 100.0)
+
+
+def test_without_a_live_row_a_running_job_says_its_progress_is_unknown():
+    snap = figures(job(done=300, started=NOW - timedelta(seconds=3)))
     assert snap["done"] == 300 and snap["progress_known"] is False
 
 
-def test_a_finished_job_shows_its_own_figures_and_no_eta(live_rows):
+def test_a_finished_job_shows_its_own_figures_and_no_eta():
     finished = job("failed", total=10, done=6, failed=2, started=NOW - timedelta(seconds=8),
                    finished=NOW - timedelta(seconds=4))
-    live_rows[finished.id] = Progress(job_id=finished.id, total=10, done=9)
-    snap = progress.snapshot(finished)
+    snap = figures(finished, Progress(job_id=finished.id, total=10, done=9), in_flight=(3, 0, 1))
     assert (snap["done"], snap["failed_count"], snap["percent"]) == (6, 2, 80.0)
     assert snap["rate"] == 2.0 and snap["eta_seconds"] is None  # 8 records in 4 s
     assert snap["progress_known"] is True
 
 
-def test_success_is_100_percent_even_for_an_empty_selection(live_rows):
-    assert progress.snapshot(job("succeeded", total=0))["percent"] == 100.0
-    assert progress.snapshot(job("running", total=0))["percent"] == 0.0
-    assert progress.snapshot(job("cancelled", total=3, done=1))["percent"] == 33.3
+def test_success_is_100_percent_even_for_an_empty_selection():
+    assert figures(job("succeeded", total=0))["percent"] == 100.0
+    assert figures(job("running", total=0))["percent"] == 0.0
+    assert figures(job("cancelled", total=3, done=1))["percent"] == 33.3
 
 
 def handle(atomic=True, should_abort=None, runtime=None) -> JobHandle:
@@ -99,11 +93,14 @@ class Runtime:
     """Stands in for the running job's context: counts the cancel checks it is asked."""
 
     def __init__(self, cancelled: bool) -> None:
-        self.cancelled, self.asked = cancelled, 0
+        self.cancelled, self.asked, self.sweeps = cancelled, 0, 0
 
     def cancel_requested(self) -> bool:
         self.asked += 1
         return self.cancelled
+
+    def maybe_sweep(self) -> None:
+        self.sweeps += 1
 
 
 def test_an_abort_from_procrastinate_stops_without_asking_the_database():
@@ -113,9 +110,19 @@ def test_an_abort_from_procrastinate_stops_without_asking_the_database():
 
 
 def test_a_cancel_request_stops_the_job():
-    assert handle(should_abort=lambda: False, runtime=Runtime(cancelled=True)).should_stop()
+    assert handle(should_abort=lambda: None, runtime=Runtime(cancelled=True)).should_stop()
     runtime = Runtime(cancelled=False)
     assert handle(runtime=runtime).should_stop() is False and runtime.asked == 1
+    assert runtime.sweeps == 1  # a busy runner sweeps now and then as it checks
+
+
+def test_a_worker_shutting_down_leaves_the_job_to_the_sweep():
+    from pgbulk.exceptions import JobShutdown
+
+    runtime = Runtime(cancelled=False)
+    with pytest.raises(JobShutdown):
+        handle(should_abort=lambda: "shutdown", runtime=runtime).should_stop()
+    assert runtime.asked == 0
 
 
 def test_a_throttle_is_due_the_first_time_then_once_per_period():

@@ -2,7 +2,7 @@
 
 Cases (targets from the engine issue):
 - queryset strategy, 100k books: launch-to-terminal / one raw UPDATE ... = ANY(...)  (<= 2.0)
-- save strategy, 10k books: rows/s / a plain full_clean()+save() loop               (>= 0.8)
+- save strategy, 10k books, atomic: rows/s / the hand-written full_clean()+save() loop  (>= 1.5)
 - launch latency for 10k and 100k selected books                                (<= 0.2 s, <= 1.5 s)
 - worker peak RSS on 100k and 1M books                                           (< 200 MB, within 10%)
 - one sweep with 1M reservations of 10 live jobs (their locks held), old enough for
@@ -170,26 +170,28 @@ class Command(BaseCommand):
                 "target_ratio_max": 2.0}
 
     def save_case(self, runs: int) -> dict:
+        """The loop a developer would write by hand, against an atomic save-strategy job:
+        both change ``status`` on the same 10k books, selected as the list view does."""
         ids = self.ids(10_000)
-        # Selected as the book list view selects them (the job keeps its loading).
         books = Book.objects.select_related("author").prefetch_related("genres").filter(
             pk__lte=ids[-1])
+        statuses = iter(["published", "draft"] * runs)
 
-        def plain_loop() -> float:
+        def hand_loop() -> float:
+            value = next(statuses)
             start = time.perf_counter()
             with transaction.atomic():
-                for book in books.select_for_update(no_key=True, of=("self",)):
-                    book.price = 10  # the same change as the job's, on the same rows
+                for book in books:
+                    book.status = value
                     book.full_clean()
-                    book.save(update_fields=["price"])
+                    book.save()
             return time.perf_counter() - start
 
-        prices = iter([{"price": 20 + n} for n in range(runs)])
         baseline, pgbulk_time = best_of_pair(
-            runs, plain_loop, lambda: run_job(books, next(prices), strategy="save"))
-        return {"rows": len(ids), "plain_loop_rows_per_s": round(len(ids) / baseline),
+            runs, hand_loop, lambda: run_job(books, {"status": next(statuses)}, strategy="save"))
+        return {"rows": len(ids), "hand_loop_rows_per_s": round(len(ids) / baseline),
                 "pgbulk_rows_per_s": round(len(ids) / pgbulk_time),
-                "ratio": round(baseline / pgbulk_time, 2), "target_ratio_min": 0.8}
+                "ratio": round(baseline / pgbulk_time, 2), "target_ratio_min": 1.5}
 
     def launch_case(self, runs: int) -> dict:
         figures = {}
