@@ -12,7 +12,6 @@ import pgbulk
 from pgbulk.models import Job
 from testproject.library.models import Book
 from tests.factories import make_books, reservation_count, wait_for
-from tests.test_fencing import writes  # noqa: F401  (the audit trigger fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.worker,
               pytest.mark.slow]

@@ -69,30 +69,6 @@ def held_queue(settings):
     settings.PGBULK = {**settings.PGBULK, "QUEUE": "held"}
 
 
-@pytest.fixture
-def writes():
-    """``writes(ids)``: how many committed UPDATEs each book got (an audit trigger counts)."""
-    with connection.cursor() as cursor:
-        cursor.execute("""
-            CREATE TABLE test_book_write (book_id bigint NOT NULL);
-            CREATE FUNCTION test_count_book_write() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN INSERT INTO test_book_write VALUES (NEW.id); RETURN NULL; END $$;
-            CREATE TRIGGER test_book_write AFTER UPDATE ON library_book
-            FOR EACH ROW EXECUTE FUNCTION test_count_book_write();
-        """)
-
-    def count(ids) -> dict[int, int]:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT book_id, count(*) FROM test_book_write "
-                           "WHERE book_id = ANY(%s) GROUP BY book_id", [list(ids)])
-            return dict(cursor.fetchall())
-
-    yield count
-    with connection.cursor() as cursor:
-        cursor.execute("DROP TRIGGER test_book_write ON library_book; "
-                       "DROP FUNCTION test_count_book_write(); DROP TABLE test_book_write;")
-
-
 def lock_held(job: Job) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pgbulk_job_lock_held(%s)", [job.id])
