@@ -44,23 +44,31 @@ def test_nothing_ticked_is_refused():
 
 def test_values_are_the_ticked_fields_only():
     bound = form({"change_price": "on", "price": "7.5", "change_status": "on",
-                  "status": "published", "in_print": "on", "published_on": "2024-01-31"})
+                  "status": "published", "in_print": "true", "published_on": "2024-01-31"})
     assert bound.is_valid(), bound.errors
     assert bound.values() == {"price": Decimal("7.5"), "status": "published"}
 
 
 def test_a_ticked_field_may_be_emptied_or_unset():
-    bound = form({"change_published_on": "on", "published_on": "", "change_in_print": "on"})
+    bound = form({"change_published_on": "on", "published_on": "", "change_in_print": "on",
+                  "in_print": "false"})
     assert bound.is_valid(), bound.errors
     assert bound.values() == {"published_on": None, "in_print": False}
 
 
+def test_a_ticked_field_that_cannot_be_empty_needs_a_value():
+    bound = form({"change_in_print": "on", "in_print": ""})
+    assert not bound.is_valid()
+    assert set(bound.errors) == {"in_print"}
+
+
 def test_many_to_many_values_carry_their_operation():
-    bound = form({"change_genres": "on", "genres_op": "remove"})
+    bound = form({"change_genres": "on", "genres_op": "set"})  # "replace with" nothing
     assert bound.is_valid(), bound.errors
-    assert bound.values() == {"genres": {"remove": []}}
-    bound = form({"change_genres": "on"})  # no operation chosen: add
-    assert bound.is_valid() and bound.values() == {"genres": {"add": []}}
+    assert bound.values() == {"genres": {"set": []}}
+    for data in ({"genres_op": "remove"}, {}):  # remove nothing, add (the default) nothing
+        bound = form({"change_genres": "on", **data})
+        assert not bound.is_valid() and set(bound.errors) == {"genres"}
 
 
 def test_a_bad_value_is_an_error_on_its_field():
