@@ -1,8 +1,31 @@
-"""Errors raised by pgbulk's public API."""
+"""Errors raised by pgbulk's public API, and the entries they carry (typed here, once)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
+
+
+class ConflictEntry(TypedDict):
+    """Another job holding records of a selection (an item of ``ConflictError.conflicts``)."""
+
+    job_id: str
+    user: str | None  # the holder's username; None if the job has no user any more
+    count: int  # how many of the selected records it holds
+
+
+class RecordRef(TypedDict):
+    """Which record: its key as text, and ``str()`` of it ("" when unknown)."""
+
+    pk: str
+    record: str
+
+
+class ErrorEntry(RecordRef):
+    """A record a job could not change: ``RecordFailed.entries``, ``Job.errors`` items,
+    one row of the error table each."""
+
+    field: str | None  # None: the record as a whole
+    message: str
 
 
 class PgbulkError(Exception):
@@ -12,10 +35,10 @@ class PgbulkError(Exception):
 class ConflictError(PgbulkError):
     """Records of the selection are reserved by other jobs; nothing was written.
 
-    ``conflicts`` is a list of ``{"job_id", "user", "count"}``, largest overlap first.
+    ``conflicts`` lists ConflictEntry items, largest overlap first.
     """
 
-    def __init__(self, conflicts: list[dict[str, Any]]) -> None:
+    def __init__(self, conflicts: list[ConflictEntry]) -> None:
         self.conflicts = conflicts
         parts = [
             f"{c['count']} record(s) held by job {c['job_id']}"
@@ -51,12 +74,12 @@ class JobFailed(PgbulkError):
 
 
 class RecordFailed(Exception):
-    """A record could not be changed; carries its ``{pk, record, field, message}`` entries.
+    """A record could not be changed; carries its ErrorEntry items.
 
     Not a PgbulkError: it must never be caught as the error of another record.
     """
 
-    def __init__(self, entries: list[dict[str, Any]]) -> None:
+    def __init__(self, entries: list[ErrorEntry]) -> None:
         self.entries = entries
         first = entries[0]
         where = f"{first['field']}: " if first.get("field") else ""

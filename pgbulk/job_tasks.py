@@ -26,7 +26,7 @@ from django.db.models import Model
 
 from pgbulk import locks, progress
 from pgbulk.conf import pgbulk_settings
-from pgbulk.exceptions import JobCancelled, JobFenced, JobShutdown
+from pgbulk.exceptions import ErrorEntry, JobCancelled, JobFenced, JobShutdown
 from pgbulk.runtime import Every
 from pgbulk.signals import emit
 
@@ -132,7 +132,7 @@ class JobHandle:
         self.reserved = job.total  # target records reserved when this runner claimed the job
         self.walked = 0  # target records handed to the body by chunk_rows()
         self.walk_complete = False
-        self.new_errors: list[dict[str, Any]] = []  # not yet written to the error table
+        self.new_errors: list[ErrorEntry] = []  # not yet written to the error table
         # done and failed_count when this runner's open transaction began (its chunk,
         # or an atomic job's whole run): what it has in flight is counted from there.
         self.base = (job.done, job.failed_count)
@@ -183,7 +183,7 @@ class JobHandle:
             self._message_shown = message
         emit(self.job, "progress", using=self.runtime.side)
 
-    def fail_records(self, errors: list[dict[str, Any]]) -> None:
+    def fail_records(self, errors: list[ErrorEntry]) -> None:
         """Record failed records (``{pk, record, field, message}``); the job will end failed."""
         cap = pgbulk_settings.MAX_RECORDED_ERRORS
         self.job.failed_count += len(errors)

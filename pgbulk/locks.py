@@ -15,7 +15,7 @@ from django.db import IntegrityError, connections, transaction
 from django.db.models import Model, QuerySet
 
 from pgbulk.conf import pgbulk_settings
-from pgbulk.exceptions import ConflictError
+from pgbulk.exceptions import ConflictEntry, ConflictError
 from pgbulk.sqlfiles import query
 from pgbulk.values import model_field
 
@@ -101,7 +101,7 @@ def _not_yet_held(job_id, label, sel_sql, sel_params) -> tuple[str, list[Any]]:
     return sql, [*sel_params, str(job_id), label]
 
 
-def conflict_report(job_id: Any, queryset: QuerySet, *, using: str = "default") -> list[dict]:
+def conflict_report(job_id: Any, queryset: QuerySet, *, using: str = "default") -> list[ConflictEntry]:
     """The other jobs holding records of ``queryset``: ``[{job_id, user, count}]``."""
     user_model = get_user_model()
     quote = connections[using].ops.quote_name

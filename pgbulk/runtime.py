@@ -15,7 +15,7 @@ from django.db.models import Model
 
 from pgbulk import locks
 from pgbulk.conf import pgbulk_settings
-from pgbulk.exceptions import JobFenced
+from pgbulk.exceptions import ErrorEntry, JobFenced
 from pgbulk.sqlfiles import query
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ class JobRuntime:
         if not self.fenced(using).update(**changes):
             raise JobFenced(f"job {self.job.id}: attempt {self.token} is no longer current")
 
-    def commit_counts(self, done: int, failed: int, errors: list[dict[str, Any]]) -> None:
+    def commit_counts(self, done: int, failed: int, errors: list[ErrorEntry]) -> None:
         """In the chunk's transaction: add its counts and new errors to the job row and
         clear this runner's in-flight counts; JobFenced if the attempt is over."""
         with connections[self.using].cursor() as cursor:

@@ -14,7 +14,7 @@ from django.db.models.functions import Now
 
 from pgbulk import values as values_mod
 from pgbulk.conf import pgbulk_settings
-from pgbulk.exceptions import PgbulkError, RecordFailed
+from pgbulk.exceptions import ErrorEntry, PgbulkError, RecordFailed, RecordRef
 from pgbulk.sqlfiles import query
 from pgbulk.values import model_field
 
@@ -34,9 +34,9 @@ def name_of(record: Any) -> str:
         return ""
 
 
-def describe(pk: Any, error: BaseException, record: Any = None) -> list[dict[str, Any]]:
+def describe(pk: Any, error: BaseException, record: Any = None) -> list[ErrorEntry]:
     """Error entries naming the record (and the field, when Django says which)."""
-    base = {"pk": str(pk), "record": name_of(record)}
+    base: RecordRef = {"pk": str(pk), "record": name_of(record)}
     if isinstance(error, ValidationError) and hasattr(error, "error_dict"):
         return [
             {**base, "field": None if field == "__all__" else field, "message": " ".join(msgs)}
@@ -81,7 +81,7 @@ class Operation:
         to_python = self.model._meta.pk.to_python
         return [to_python(object_pk) for _seq, object_pk in rows]
 
-    def apply(self, rows: list[tuple[int, str]], *, per_record: bool) -> tuple[int, list[dict]]:
+    def apply(self, rows: list[tuple[int, str]], *, per_record: bool) -> tuple[int, list[ErrorEntry]]:
         """Change the records of a chunk; return (how many changed, error entries).
 
         With ``per_record`` a failing record is rolled back alone and reported;
@@ -89,7 +89,7 @@ class Operation:
         """
         raise NotImplementedError
 
-    def missing(self, rows: list[tuple[int, str]], present: set[Any]) -> list[dict[str, Any]]:
+    def missing(self, rows: list[tuple[int, str]], present: set[Any]) -> list[ErrorEntry]:
         if len(present) == len(rows):
             return []
         keys = self.keys_of(rows)
@@ -182,7 +182,7 @@ class UpdateOperation(Operation):
         chunk = chunk.select_related(*([] if select is True else related_paths(select)))
         return chunk.select_for_update(**self.lock_kwargs, of=("self",)).order_by("pk")
 
-    def apply_set_based(self, rows, chunk: QuerySet, per_record: bool) -> tuple[int, list[dict]]:
+    def apply_set_based(self, rows, chunk: QuerySet, per_record: bool) -> tuple[int, list[ErrorEntry]]:
         # Plain fields: one UPDATE, which takes the rows' FOR NO KEY UPDATE locks
         # itself. With M2M changes: lock the rows in key order first.
         try:

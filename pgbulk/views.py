@@ -21,6 +21,7 @@ import pgbulk
 from pgbulk import describe, list_jobs
 from pgbulk.conf import pgbulk_settings
 from pgbulk.deletion import summarize
+from pgbulk.exceptions import ConflictEntry
 from pgbulk.forms import BulkEditForm
 from pgbulk.job_views import done_event, progress_context, render_compact
 from pgbulk.models import Job
@@ -159,7 +160,7 @@ class BulkEditMixin(_ListViewBase):
             done_event(response, job, context["status"].announcement)
         return response
 
-    def bulk_conflicts(self, conflicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def bulk_conflicts(self, conflicts: list[ConflictEntry]) -> list[dict[str, Any]]:
         """Each blocking job with what it is; a link only if the viewer may see it."""
         ids = [uuid.UUID(str(c["job_id"])) for c in conflicts]
         jobs = {str(job.id): job for job in Job.objects.select_related("user").filter(pk__in=ids)}
