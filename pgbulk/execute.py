@@ -18,6 +18,7 @@ from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 
 from pgbulk import locks, progress
+from pgbulk.cancel import cancel  # noqa: F401  (moved to pgbulk.cancel; the old name stays)
 from pgbulk.exceptions import JobCancelled, JobFenced, JobShutdown, RecordFailed
 from pgbulk.job_tasks import REGISTRY, JobHandle
 from pgbulk.models import Job, Status
@@ -184,47 +185,3 @@ def failure_message(handle: JobHandle, error: BaseException) -> str:
     suffix = " Nothing was changed." if handle.atomic else (
         f" {job.done} of {job.total} records were changed before it stopped.")
     return f"{type(error).__name__}: {error}{suffix}"
-
-
-def cancel(job: Job, by: Any = None) -> bool:
-    """Cancel a queued job now, or ask a running one to stop at its next chunk."""
-    using = job._state.db or "default"
-    who = by if getattr(by, "is_authenticated", False) else None
-    asked = {"cancel_requested": True, "cancelled_by": who, "cancelled_at": timezone.now()}
-    with transaction.atomic(using=using):
-        current = Job.objects.using(using).select_for_update().filter(pk=job.pk).first()
-        if current is None or current.is_terminal:
-            stopped = False
-        elif current.status == Status.QUEUED:
-            stopped = True
-            Job.objects.using(using).filter(pk=job.pk).update(
-                status=Status.CANCELLED, finished_at=timezone.now(), message=queued_cancel_message(current),
-                attempt=current.attempt + 1, **asked)
-            locks.release_job(job.id, using=using)
-            _cancel_queued_task(current)
-            current.refresh_from_db()
-            emit(current, "cancel", using=using)
-        else:
-            stopped = True
-            if not current.cancel_requested:
-                Job.objects.using(using).filter(pk=job.pk).update(**asked)
-    job.refresh_from_db()
-    if stopped and job.status == Status.RUNNING:
-        progress.snapshot(job)  # a job whose worker is lost ends "cancelled" at once
-        job.refresh_from_db()
-    return stopped
-
-
-def queued_cancel_message(job: Job) -> str:
-    if not job.done:
-        return "Cancelled before it started; nothing was changed."
-    return (f"Cancelled while waiting to resume: {job.done} of {job.total} records were "
-            "changed, the rest were not.")
-
-
-def _cancel_queued_task(job: Job) -> None:
-    if job.procrastinate_job_id is None:
-        return
-    from procrastinate.contrib.django import app
-
-    app.job_manager.cancel_job_by_id(job.procrastinate_job_id)

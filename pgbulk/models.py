@@ -1,4 +1,10 @@
-"""pgbulk's tables: the job history, the reservations (conflict locks) and live progress."""
+"""pgbulk's tables: the job history, the reservations (conflict locks) and live progress.
+
+The bottom layer: nothing of pgbulk is imported here. ``Job.progress()`` and
+``Job.cancel()`` are a façade over ``pgbulk.progress`` and ``pgbulk.cancel``, which
+build on these models and are imported when called; neither reaches the executor
+(``tests/unit/test_layers.py`` keeps it so).
+"""
 
 from __future__ import annotations
 
@@ -96,9 +102,9 @@ class Job(models.Model):
 
         ``by`` is the user asking (recorded with the time as ``cancelled_by``/``cancelled_at``).
         """
-        from pgbulk import execute
+        from pgbulk.cancel import cancel
 
-        return execute.cancel(self, by=by)
+        return cancel(self, by=by)
 
     cancel.alters_data = True  # type: ignore[attr-defined]
 
