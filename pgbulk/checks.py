@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import apps
-from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connection, connections
+from django.utils.translation import gettext as _
 
-from pgbulk.conf import DEFAULTS, pgbulk_settings
+from pgbulk.conf import DEFAULTS, RENAMED, Settings, pgbulk_settings
 from pgbulk.sqlfiles import query
+from pgbulk.sweep import schedule_interval
 
 
 @checks.register("pgbulk")
@@ -18,24 +20,59 @@ def check_configuration(app_configs=None, **kwargs) -> list[checks.CheckMessage]
     problems: list[checks.CheckMessage] = []
     if connection.vendor != "postgresql":
         problems.append(checks.Error(
-            "pgbulk needs PostgreSQL.", hint="Point DATABASES['default'] at PostgreSQL.",
+            _("pgbulk needs PostgreSQL."), hint=_("Point DATABASES['default'] at PostgreSQL."),
             id="pgbulk.E001"))
-    unknown = sorted(set(getattr(settings, "PGBULK", {}) or {}) - set(DEFAULTS))
-    if unknown:
-        problems.append(checks.Error(
-            f"Unknown PGBULK setting(s): {', '.join(unknown)}.",
-            hint=f"Known settings: {', '.join(sorted(DEFAULTS))}.", id="pgbulk.E002"))
+    problems += setting_problems()
+    if any(p.id == "pgbulk.E005" for p in problems):
+        return problems  # the checks below read settings that cannot be read
     if pgbulk_settings.ASYNC_ENABLED and not apps.is_installed("procrastinate.contrib.django"):
         problems.append(checks.Error(
-            "PGBULK['ASYNC_ENABLED'] is True but Procrastinate is not installed.",
-            hint="Add 'procrastinate.contrib.django' to INSTALLED_APPS.", id="pgbulk.E003"))
+            _("PGBULK['ASYNC_ENABLED'] is True but Procrastinate is not installed."),
+            hint=_("Add 'procrastinate.contrib.django' to INSTALLED_APPS."), id="pgbulk.E003"))
+    interval = pgbulk_settings.CLEANUP_SCHEDULE_INTERVAL
+    if schedule_interval(interval) != interval:
+        problems.append(checks.Warning(
+            _("PGBULK['CLEANUP_SCHEDULE_INTERVAL'] is %(asked)s s, which no cron schedule "
+              "repeats evenly: the periodic sweep runs every %(runs)s s.") % {
+                "asked": f"{interval:g}", "runs": schedule_interval(interval)},
+            hint=_("Pick a divisor of a minute, of an hour or of a day (e.g. 30, 60, 300, "
+                   "3600)."), id="pgbulk.W003"))
+    return problems
+
+
+def setting_problems() -> list[checks.CheckMessage]:
+    """Unknown keys (E002), values that are not of their setting's type (E005), old
+    names (W002)."""
+    user = Settings.user_settings()
+    problems: list[checks.CheckMessage] = []
+    unknown = sorted(set(user) - set(DEFAULTS) - set(RENAMED))
+    if unknown:
+        problems.append(checks.Error(
+            _("Unknown PGBULK setting(s): %(names)s.") % {"names": ", ".join(unknown)},
+            hint=_("Known settings: %(names)s.") % {"names": ", ".join(sorted(DEFAULTS))},
+            id="pgbulk.E002"))
+    for old, new in RENAMED.items():
+        names = {"old": old, "new": new}
+        if old in user and new in user:
+            problems.append(checks.Warning(
+                _("PGBULK['%(old)s'] is deprecated, and ignored: '%(new)s' is set.") % names,
+                hint=_("Remove '%(old)s'.") % names, id="pgbulk.W002"))
+        elif old in user:
+            problems.append(checks.Warning(
+                _("PGBULK['%(old)s'] is deprecated.") % names,
+                hint=_("Rename it to '%(new)s'.") % names, id="pgbulk.W002"))
+    for name in sorted(set(user) & set(DEFAULTS)):
+        try:
+            getattr(pgbulk_settings, name)
+        except ImproperlyConfigured as error:
+            problems.append(checks.Error(str(error), id="pgbulk.E005"))
     return problems
 
 
 def async_system_problems() -> list[str]:
     """What keeps async jobs from running right now (empty when all is well)."""
     if connection.vendor != "postgresql":
-        return ["The database is not PostgreSQL."]
+        return [_("The database is not PostgreSQL.")]
     problems = []
     try:
         with connection.cursor() as cursor:
@@ -45,23 +82,23 @@ def async_system_problems() -> list[str]:
             )
             pgbulk_table, procrastinate_table, sweep_function = cursor.fetchone()
             if pgbulk_table is None or sweep_function is None:
-                problems.append("pgbulk's migrations are not applied (run manage.py migrate).")
+                problems.append(_("pgbulk's migrations are not applied (run manage.py "
+                                  "migrate)."))
             if procrastinate_table is None:
-                problems.append("Procrastinate's schema is missing (run manage.py migrate).")
+                problems.append(_("Procrastinate's schema is missing (run manage.py migrate)."))
             else:
                 cursor.execute(query("live_workers"))
                 if cursor.fetchone()[0] == 0:
-                    problems.append(
-                        "No live Procrastinate worker: start "
-                        f"'manage.py procrastinate worker --queues {pgbulk_settings.QUEUE}'."
-                    )
+                    problems.append(_(
+                        "No live Procrastinate worker: start 'manage.py procrastinate worker "
+                        "--queues %(queue)s'.") % {"queue": pgbulk_settings.QUEUE})
         if pooled_connection():
-            problems.append(
+            problems.append(_(
                 "The connection goes through a transaction-pooling proxy (e.g. PgBouncer in "
                 "transaction mode): session advisory locks do not stay with the session, so "
-                "job liveness cannot work. Connect workers directly or in session mode.")
+                "job liveness cannot work. Connect workers directly or in session mode."))
     except DatabaseError as error:
-        problems.append(f"The database cannot be reached: {error}")
+        problems.append(_("The database cannot be reached: %(error)s") % {"error": error})
     return problems
 
 
@@ -95,10 +132,11 @@ def check_bulk_models(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     for model, owner in bulk_views(BulkEditAdminMixin):
         if model is not None and not lockable(model):
             problems.append(checks.Error(
-                f"{owner} offers bulk edits of {model._meta.label}, which has a composite "
-                "primary key: pgbulk reserves records by a single key and refuses it.",
-                hint="Remove the bulk edit from it, or give the model a single primary key.",
-                obj=owner, id="pgbulk.E004"))
+                _("%(owner)s offers bulk edits of %(model)s, which has a composite primary "
+                  "key: pgbulk reserves records by a single key and refuses it.") % {
+                    "owner": owner, "model": model._meta.label},
+                hint=_("Remove the bulk edit from it, or give the model a single primary "
+                       "key."), obj=owner, id="pgbulk.E004"))
     return problems
 
 
@@ -138,7 +176,7 @@ def check_urls(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         reverse("pgbulk:job-list")
     except NoReverseMatch:
         return [checks.Warning(
-            "pgbulk's URLs are not included: progress polling and the dashboard will 404.",
-            hint='Add path("pgbulk/", include("pgbulk.urls")) to the project urlpatterns.',
+            _("pgbulk's URLs are not included: progress polling and the dashboard will 404."),
+            hint=_('Add path("pgbulk/", include("pgbulk.urls")) to the project urlpatterns.'),
             id="pgbulk.W001")]
     return []

@@ -1,10 +1,19 @@
-"""pgbulk settings: ``settings.PGBULK`` over documented defaults, read on each access."""
+"""pgbulk settings: ``settings.PGBULK`` over documented defaults, typed, read on each access.
+
+``pgbulk_settings.CHUNK_SIZE`` is an ``int`` and ``pgbulk_settings.CONFLICT_TTL`` a
+``float`` whatever the project wrote (``"500"`` from an environment variable, say): the
+one accessor converts, so no module casts. A value that cannot be read is an
+ImproperlyConfigured error (and the system check ``pgbulk.E005``).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import warnings
+from typing import Any, get_type_hints
 
 from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
 
 DEFAULTS: dict[str, Any] = {
     # Master switch: with False every job runs synchronously in the caller.
@@ -21,8 +30,8 @@ DEFAULTS: dict[str, Any] = {
     "PROGRESS_TTL": 7200,
     # Longest a reservation may outlive a job that is not alive (seconds).
     "CONFLICT_TTL": 3600,
-    # Seconds finished jobs stay in the dashboard's active list.
-    "CLEANUP_GRACE_PERIOD": 86400,
+    # Seconds finished jobs stay in the dashboard's "Active and recent" list.
+    "ACTIVE_LIST_PERIOD": 86400,
     # A running job past this many seconds is flagged as stuck.
     "MAX_TASK_DURATION": 3600,
     # Seconds between two runs of the periodic sweep (also run by busy workers
@@ -41,18 +50,99 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RECORDED_ERRORS": 1000,
 }
 
+#: Old names, still read when the new one is not set (a DeprecationWarning, and the
+#: system check ``pgbulk.W002``): ``{old: new}``.
+RENAMED: dict[str, str] = {"CLEANUP_GRACE_PERIOD": "ACTIVE_LIST_PERIOD"}
+
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
 
 class Settings:
-    """Attribute access to one pgbulk setting, e.g. ``pgbulk_settings.CHUNK_SIZE``."""
+    """Typed attribute access to one pgbulk setting, e.g. ``pgbulk_settings.CHUNK_SIZE``."""
+
+    ASYNC_ENABLED: bool
+    QUEUE: str
+    CHUNK_SIZE: int
+    PARALLELISM: int
+    QUERYSET_CHUNK_SIZE: int
+    PROGRESS_TTL: float  # seconds
+    CONFLICT_TTL: float  # seconds
+    ACTIVE_LIST_PERIOD: float  # seconds
+    MAX_TASK_DURATION: float  # seconds
+    CLEANUP_SCHEDULE_INTERVAL: float  # seconds
+    MAX_RESUMES: int
+    SYNC_START_TIMEOUT: float  # seconds
+    JOB_RETENTION: float  # days
+    ASYNC_MANAGER_DEFAULT: str
+    MAX_RECORDED_ERRORS: int
 
     def __getattr__(self, name: str) -> Any:
+        name = RENAMED.get(name, name)
         if name not in DEFAULTS:
             raise AttributeError(f"Unknown pgbulk setting {name!r}")
-        return self.user_settings().get(name, DEFAULTS[name])
+        return convert(name, raw(name))
 
     @staticmethod
     def user_settings() -> dict[str, Any]:
         return getattr(django_settings, "PGBULK", {}) or {}
 
+
+def raw(name: str) -> Any:
+    """What the project set for ``name`` (or its old name), else the default."""
+    user = Settings.user_settings()
+    if name in user:
+        return user[name]
+    for old, new in RENAMED.items():
+        if new == name and old in user:
+            warnings.warn(f"PGBULK[{old!r}] is deprecated: rename it to {new!r}.",
+                          DeprecationWarning, stacklevel=3)
+            return user[old]
+    return DEFAULTS[name]
+
+
+@functools.cache
+def setting_types() -> dict[str, type]:
+    return get_type_hints(Settings)
+
+
+def convert(name: str, value: Any) -> Any:
+    """``value`` as the type of setting ``name``; ImproperlyConfigured if it is not one."""
+    kind = setting_types()[name]
+    try:
+        return _converters[kind](value)
+    except (TypeError, ValueError):
+        raise ImproperlyConfigured(
+            f"PGBULK[{name!r}] must be {_described[kind]}, not {value!r}.") from None
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if isinstance(value, str | int) and text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise ValueError(value)
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(value)
+    return int(value)
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    return float(value)
+
+
+def _to_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    return value
+
+
+_converters: dict[type, Any] = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}
+_described = {bool: "True or False", int: "a whole number", float: "a number", str: "a string"}
 
 pgbulk_settings = Settings()

@@ -41,8 +41,8 @@ def filtered(request: HttpRequest) -> tuple[Any, dict[str, str]]:
     chosen = {key: request.GET.get(key, "") for key in ("status", "model", "owner")}
     if chosen["status"] in Status.values:
         jobs = jobs.filter(status=chosen["status"])
-    elif chosen["status"] == "active":  # unfinished, or finished within CLEANUP_GRACE_PERIOD
-        recent = timezone.now() - timedelta(seconds=int(pgbulk_settings.CLEANUP_GRACE_PERIOD))
+    elif chosen["status"] == "active":  # unfinished, or finished within ACTIVE_LIST_PERIOD
+        recent = timezone.now() - timedelta(seconds=pgbulk_settings.ACTIVE_LIST_PERIOD)
         jobs = jobs.filter(Q(finished_at__isnull=True) | Q(finished_at__gte=recent))
     else:
         chosen["status"] = ""

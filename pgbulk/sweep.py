@@ -1,4 +1,9 @@
-"""Running the database-side sweep (``pgbulk_sweep()`` in sql/) with pgbulk's settings."""
+"""Running the sweep, pgbulk's safety net (``pgbulk_sweep_v2()`` in sql/), with its settings.
+
+"The sweep" is the one name of that safety net in the code and the docs; users know
+it from before as "cleanup": the command ``pgbulk_cleanup``, the setting
+``CLEANUP_SCHEDULE_INTERVAL`` and the lifecycle event ``cleanup`` keep that name.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +17,37 @@ from pgbulk.models import Job
 from pgbulk.signals import emit
 from pgbulk.sqlfiles import query
 
+#: Intervals (seconds) a cron schedule repeats evenly: divisors of a minute (the
+#: seconds field), of an hour (minutes) and of a day (hours).
+CRON_INTERVALS = tuple(sorted(
+    {s for s in range(1, 61) if 60 % s == 0}
+    | {60 * m for m in range(1, 61) if 60 % m == 0}
+    | {3600 * h for h in range(1, 25) if 24 % h == 0}))
+
+
+def schedule_interval(seconds: float) -> int:
+    """How often the periodic sweep runs for an interval setting of ``seconds``: the
+    longest interval a cron schedule repeats evenly that is not longer (1 s to a day)."""
+    return max([step for step in CRON_INTERVALS if step <= seconds] or [CRON_INTERVALS[0]])
+
+
+def sweep_cron(seconds: float) -> str:
+    """The periodic sweep's cron expression (a seconds field below a minute), every
+    ``schedule_interval(seconds)``."""
+    step = schedule_interval(seconds)
+    if step < 60:
+        return f"* * * * * */{step}"
+    if step < 3600:
+        return f"*/{step // 60} * * * *"
+    if step < 86400:
+        return f"0 */{step // 3600} * * *"
+    return "0 0 * * *"
+
+
 #: How stale a worker heartbeat may be before a task it fetched but never
 #: started is put back in the queue (seconds). Running jobs are judged by their
 #: liveness lock alone.
 HEARTBEAT_TIMEOUT = 60
-
-AGES = ("conflict_ttl", "progress_ttl", "max_task_duration", "job_retention",
-        "heartbeat_timeout", "sync_start_timeout")
 
 
 def sweep_params(**overrides: Any) -> dict[str, Any]:
@@ -27,7 +56,7 @@ def sweep_params(**overrides: Any) -> dict[str, Any]:
         "conflict_ttl": pgbulk_settings.CONFLICT_TTL,
         "progress_ttl": pgbulk_settings.PROGRESS_TTL,
         "max_task_duration": pgbulk_settings.MAX_TASK_DURATION,
-        "job_retention": int(pgbulk_settings.JOB_RETENTION) * 86400,
+        "job_retention": pgbulk_settings.JOB_RETENTION * 86400,
         "heartbeat_timeout": HEARTBEAT_TIMEOUT,
         "max_resumes": pgbulk_settings.MAX_RESUMES,
         "sync_start_timeout": pgbulk_settings.SYNC_START_TIMEOUT,
@@ -35,9 +64,7 @@ def sweep_params(**overrides: Any) -> dict[str, Any]:
         **overrides,
     }
     if "job_retention_days" in params:
-        params["job_retention"] = int(params.pop("job_retention_days")) * 86400
-    for age in AGES:
-        params[age] = float(params[age])
+        params["job_retention"] = params.pop("job_retention_days") * 86400
     return params
 
 

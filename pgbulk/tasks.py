@@ -10,6 +10,7 @@ from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import RecordFailed
 from pgbulk.job_tasks import JobHandle, job_task
 from pgbulk.strategies import operation_for
+from pgbulk.sweep import sweep_cron
 
 
 def apply_operation(job: JobHandle) -> str:
@@ -40,14 +41,6 @@ def bulk_update_task(job: JobHandle) -> str:
 def bulk_delete_task(job: JobHandle) -> str:
     """Apply a bulk delete job (see pgbulk.bulk_delete)."""
     return apply_operation(job)
-
-
-def sweep_cron(seconds: int) -> str:
-    """A cron expression running every ``seconds`` (a seconds field when below a minute)."""
-    seconds = max(int(seconds), 1)
-    if seconds % 60 == 0:
-        return f"*/{min(seconds // 60, 59)} * * * *"
-    return f"* * * * * */{min(seconds, 59)}"
 
 
 @app.periodic(

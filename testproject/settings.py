@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from pgbulk.conf import DEFAULTS as PGBULK_DEFAULTS
+from pgbulk.conf import RENAMED as PGBULK_RENAMED
 
 BASE_DIR = Path(__file__).resolve().parent
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "pgbulk-sample-project-not-secret")
@@ -88,10 +89,11 @@ def env_value(raw: str, default):
     return type(default)(raw)
 
 
-# Every PGBULK knob can be set from the environment as PGBULK_<NAME>.
+# Every PGBULK knob can be set from the environment as PGBULK_<NAME> (old names too).
 PGBULK = {
     name: env_value(os.environ[f"PGBULK_{name}"], default)
-    for name, default in PGBULK_DEFAULTS.items()
+    for name, default in [*PGBULK_DEFAULTS.items(),
+                          *((old, PGBULK_DEFAULTS[new]) for old, new in PGBULK_RENAMED.items())]
     if f"PGBULK_{name}" in os.environ
 }
 PGBULK.setdefault("ASYNC_ENABLED", True)

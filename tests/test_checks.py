@@ -36,6 +36,31 @@ def test_unknown_setting_is_an_error(settings):
     assert error.id == "pgbulk.E002" and "CHUNK_SIZ" in error.msg and error.hint
 
 
+def test_a_value_that_is_not_of_its_type_is_an_error(settings):
+    settings.PGBULK = {"CHUNK_SIZE": "many", "ASYNC_ENABLED": "maybe"}
+    errors = check_configuration()
+    assert ids(errors) == {"pgbulk.E005"} and len(errors) == 2
+    assert "PGBULK['CHUNK_SIZE'] must be a whole number, not 'many'" in errors[1].msg
+
+
+def test_an_old_setting_name_is_a_warning(settings):
+    settings.PGBULK = {"CLEANUP_GRACE_PERIOD": 60}
+    (warning,) = check_configuration()
+    assert warning.id == "pgbulk.W002" and "'ACTIVE_LIST_PERIOD'" in warning.hint
+    settings.PGBULK = {"CLEANUP_GRACE_PERIOD": 60, "ACTIVE_LIST_PERIOD": 60}
+    (warning,) = check_configuration()
+    assert warning.id == "pgbulk.W002" and "ignored" in warning.msg
+
+
+@pytest.mark.parametrize(("seconds", "runs"), [(90, "60"), (45, "30"), (100_000, "86400")])
+def test_a_sweep_interval_no_cron_schedule_repeats_is_a_warning(settings, seconds, runs):
+    settings.PGBULK = {"CLEANUP_SCHEDULE_INTERVAL": seconds}
+    (warning,) = check_configuration()
+    assert warning.id == "pgbulk.W003" and f"runs every {runs} s" in warning.msg
+    settings.PGBULK = {"CLEANUP_SCHEDULE_INTERVAL": 120}
+    assert check_configuration() == []
+
+
 def test_async_without_procrastinate_is_an_error(settings):
     settings.PGBULK = {"ASYNC_ENABLED": True}
     with override_settings(INSTALLED_APPS=["django.contrib.contenttypes",

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+from typing import get_type_hints
+
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 import pgbulk
-from pgbulk.conf import DEFAULTS, pgbulk_settings
+from pgbulk.conf import DEFAULTS, RENAMED, Settings, pgbulk_settings
 
 
 @pytest.mark.parametrize("name", pgbulk.__all__)
@@ -41,3 +45,51 @@ def test_settings_fall_back_to_their_defaults(settings):
 def test_an_unknown_setting_is_an_attribute_error():
     with pytest.raises(AttributeError, match="Unknown pgbulk setting 'CHUNKSIZE'"):
         pgbulk_settings.CHUNKSIZE  # noqa: B018
+
+
+def test_every_setting_has_a_type_and_its_default_is_of_it(settings):
+    settings.PGBULK = {}
+    types = get_type_hints(Settings)
+    assert set(types) == set(DEFAULTS)
+    for name, default in DEFAULTS.items():
+        assert isinstance(getattr(pgbulk_settings, name), types[name]), name
+        assert getattr(pgbulk_settings, name) == default
+
+
+@pytest.mark.parametrize(("name", "written", "read"), [
+    ("CHUNK_SIZE", "500", 500), ("CHUNK_SIZE", 500.0, 500), ("CONFLICT_TTL", "90", 90.0),
+    ("CONFLICT_TTL", 1.5, 1.5), ("JOB_RETENTION", 7, 7.0), ("ASYNC_ENABLED", "false", False),
+    ("ASYNC_ENABLED", "1", True), ("ASYNC_ENABLED", 0, False), ("QUEUE", "bulk", "bulk")])
+def test_settings_are_read_as_their_type(settings, name, written, read):
+    settings.PGBULK = {name: written}
+    value = getattr(pgbulk_settings, name)
+    assert (type(value), value) == (type(read), read)
+
+
+@pytest.mark.parametrize(("name", "written"), [
+    ("CHUNK_SIZE", "many"), ("CHUNK_SIZE", 2.5), ("CHUNK_SIZE", True), ("CONFLICT_TTL", None),
+    ("ASYNC_ENABLED", "maybe"), ("ASYNC_ENABLED", 2), ("QUEUE", 5)])
+def test_a_value_that_is_not_of_its_type_is_improperly_configured(settings, name, written):
+    settings.PGBULK = {name: written}
+    with pytest.raises(ImproperlyConfigured, match=rf"PGBULK\['{name}'\] must be"):
+        getattr(pgbulk_settings, name)
+
+
+def test_settings_are_read_on_each_access(settings):
+    settings.PGBULK = {"ACTIVE_LIST_PERIOD": 60}
+    assert pgbulk_settings.ACTIVE_LIST_PERIOD == 60.0
+    settings.PGBULK = {"ACTIVE_LIST_PERIOD": 120}
+    assert pgbulk_settings.ACTIVE_LIST_PERIOD == 120.0
+
+
+def test_an_old_name_is_still_read_with_a_deprecation_warning(settings):
+    assert RENAMED == {"CLEANUP_GRACE_PERIOD": "ACTIVE_LIST_PERIOD"}
+    settings.PGBULK = {"CLEANUP_GRACE_PERIOD": 600}
+    with pytest.warns(DeprecationWarning, match="rename it to 'ACTIVE_LIST_PERIOD'"):
+        assert pgbulk_settings.ACTIVE_LIST_PERIOD == 600.0
+    with pytest.warns(DeprecationWarning):
+        assert pgbulk_settings.CLEANUP_GRACE_PERIOD == 600.0  # the old attribute too
+    settings.PGBULK = {"CLEANUP_GRACE_PERIOD": 600, "ACTIVE_LIST_PERIOD": 60}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert pgbulk_settings.ACTIVE_LIST_PERIOD == 60.0  # the new name wins, silently
