@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connection, connections
 from django.utils.translation import gettext as _
 
-from pgbulk.conf import DEFAULTS, RENAMED, Settings, pgbulk_settings
+from pgbulk.conf import DEFAULTS, HEARTBEAT_TIMEOUT, RENAMED, Settings, pgbulk_settings
 from pgbulk.sqlfiles import query
 from pgbulk.sweep import schedule_interval
 
@@ -76,18 +76,15 @@ def async_system_problems() -> list[str]:
     problems = []
     try:
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT to_regclass('pgbulk_job'), to_regclass('procrastinate_jobs'), "
-                "to_regproc('pgbulk_sweep')"
-            )
-            pgbulk_table, procrastinate_table, sweep_function = cursor.fetchone()
+            cursor.execute(query("schema_present"))
+            pgbulk_table, sweep_function, procrastinate_table = cursor.fetchone()
             if pgbulk_table is None or sweep_function is None:
                 problems.append(_("pgbulk's migrations are not applied (run manage.py "
                                   "migrate)."))
             if procrastinate_table is None:
                 problems.append(_("Procrastinate's schema is missing (run manage.py migrate)."))
             else:
-                cursor.execute(query("live_workers"))
+                cursor.execute(query("live_workers"), {"heartbeat_timeout": HEARTBEAT_TIMEOUT})
                 if cursor.fetchone()[0] == 0:
                     problems.append(_(
                         "No live Procrastinate worker: start 'manage.py procrastinate worker "

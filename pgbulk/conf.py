@@ -54,6 +54,12 @@ DEFAULTS: dict[str, Any] = {
 #: system check ``pgbulk.W002``): ``{old: new}``.
 RENAMED: dict[str, str] = {"CLEANUP_GRACE_PERIOD": "ACTIVE_LIST_PERIOD"}
 
+#: Not a setting: seconds a Procrastinate worker's heartbeat may be stale before the
+#: worker counts as gone (a task it fetched but never started is queued again; the
+#: live-worker probe of ``validate_async_system()``). The SQL functions' defaults
+#: repeat it (tests/unit/test_sql_defaults.py keeps them equal).
+HEARTBEAT_TIMEOUT = 60
+
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 

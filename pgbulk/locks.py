@@ -93,11 +93,7 @@ def reserve(
 
 def _not_yet_held(job_id, label, sel_sql, sel_params) -> tuple[str, list[Any]]:
     """Narrow a selection to records this job does not hold already."""
-    sql = (
-        f"SELECT q.pk FROM ({sel_sql}) AS q(pk) WHERE NOT EXISTS ("
-        "SELECT 1 FROM pgbulk_reservation r WHERE r.job_id = %s::uuid "
-        "AND r.model = %s AND r.object_pk = q.pk::text)"
-    )
+    sql = query("not_yet_held").replace("{selection}", sel_sql)
     return sql, [*sel_params, str(job_id), label]
 
 

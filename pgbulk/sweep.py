@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db import connections, transaction
 
-from pgbulk.conf import pgbulk_settings
+from pgbulk.conf import HEARTBEAT_TIMEOUT, pgbulk_settings
 from pgbulk.models import Job
 from pgbulk.signals import emit
 from pgbulk.sqlfiles import query
@@ -42,12 +42,6 @@ def sweep_cron(seconds: float) -> str:
     if step < 86400:
         return f"0 */{step // 3600} * * *"
     return "0 0 * * *"
-
-
-#: How stale a worker heartbeat may be before a task it fetched but never
-#: started is put back in the queue (seconds). Running jobs are judged by their
-#: liveness lock alone.
-HEARTBEAT_TIMEOUT = 60
 
 
 def sweep_params(**overrides: Any) -> dict[str, Any]:

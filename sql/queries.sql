@@ -191,9 +191,43 @@ LEFT JOIN procrastinate_jobs pj ON pj.id = j.procrastinate_job_id
 WHERE j.id = %(job_id)s::uuid;
 
 -- name: live_workers
--- How many Procrastinate workers beat within the last minute.
-SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > now() - interval '1 minute';
+-- How many Procrastinate workers beat within the last heartbeat_timeout seconds.
+SELECT count(*) FROM procrastinate_workers
+WHERE last_heartbeat > now() - make_interval(secs => %(heartbeat_timeout)s);
 
 -- name: backend_pid
 -- The server process of this session (two sessions on PostgreSQL never share one).
 SELECT pg_backend_pid();
+
+-- name: schema_present
+-- Whether pgbulk's table and sweep, and Procrastinate's jobs table, exist (NULL: missing).
+SELECT to_regclass('pgbulk_job') AS pgbulk_job, to_regproc('pgbulk_sweep') AS pgbulk_sweep,
+       to_regclass('procrastinate_jobs') AS procrastinate_jobs;
+
+-- name: not_yet_held
+-- Narrow a selection to the records a job does not hold already (it wraps the
+-- selection's SQL). params: the selection's, then job_id, model.
+SELECT q.pk FROM ({selection}) AS q(pk) WHERE NOT EXISTS (
+    SELECT 1 FROM pgbulk_reservation r
+    WHERE r.job_id = %s::uuid AND r.model = %s AND r.object_pk = q.pk::text)
+
+-- name: status_active_jobs
+-- pgbulk_status: jobs queued or running, with progress and liveness.
+SELECT id, kind, model, status, done, total, percent, alive, worker_id, running_for
+FROM pgbulk_active_jobs ORDER BY created_at;
+
+-- name: status_locks
+-- pgbulk_status: reserved records per job and model.
+SELECT job_id, status, model, targets, descendants FROM pgbulk_lock_summary
+ORDER BY job_id, model;
+
+-- name: status_stale_jobs
+-- pgbulk_status: what the sweep would act on with the project's ages (seconds).
+SELECT id, status, model, reason, attempt_running_for
+FROM pgbulk_stale_jobs_v1(make_interval(secs => %(max_task_duration)s),
+                          make_interval(secs => %(sync_start_timeout)s));
+
+-- name: status_workers
+-- pgbulk_status: Procrastinate workers and the age of their last heartbeat.
+SELECT id, last_heartbeat, now() - last_heartbeat AS age
+FROM procrastinate_workers ORDER BY id;

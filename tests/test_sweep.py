@@ -5,19 +5,23 @@ from __future__ import annotations
 import json
 import random
 import time
+from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
 
+import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.db.utils import DatabaseError
+from django.utils import timezone
 
 import pgbulk
 from pgbulk.models import Job, Progress, Reservation
 from pgbulk.progress import snapshot
 from pgbulk.sweep import sweep
 from testproject.library.models import Book
+from tests import conftest
 from tests.factories import chunk_env, make_books, reservation_count, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.worker]
@@ -234,6 +238,30 @@ def test_status_command_reports_jobs_locks_and_workers(worker, settings):
     text = call_command_output("pgbulk_status")
     assert "active jobs: 1" in text and str(job.id) in text
     assert Reservation.objects.count() == 25
+
+
+def test_stale_jobs_are_judged_by_the_projects_max_task_duration(settings):
+    settings.PGBULK = {**settings.PGBULK, "QUEUE": "held"}
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=make_books(25)), {"price": 2})
+    two_hours_ago = timezone.now() - timedelta(hours=2)
+    Job.objects.filter(pk=job.pk).update(status="running", started_at=two_hours_ago,
+                                         attempt_started_at=two_hours_ago)
+
+    def stale() -> list[tuple[str, str]]:
+        rows = json.loads(call_command_output("pgbulk_status", "--json"))["stale_jobs"]
+        return [(row["id"], row["reason"]) for row in rows]
+
+    with psycopg.connect(conftest.test_database_url(), autocommit=True) as runner:  # a live runner
+        runner.execute("SELECT pg_advisory_lock(pgbulk_job_lock_key(%s))", [job.id])
+        settings.PGBULK = {**settings.PGBULK, "MAX_TASK_DURATION": 3 * 3600}
+        assert stale() == []
+        settings.PGBULK = {**settings.PGBULK, "MAX_TASK_DURATION": 3600}
+        assert stale() == [(str(job.id), "running too long")]
+        with connection.cursor() as cursor:  # psql's view: the default, 1 h
+            cursor.execute("SELECT reason, attempt_running_for FROM pgbulk_stale_jobs")
+            ((reason, running_for),) = cursor.fetchall()
+        assert reason == "running too long" and running_for >= timedelta(hours=2)
+    assert wait_for(lambda: stale() == [(str(job.id), "worker died")], interval=0.2)
 
 
 def call_command_output(*args) -> str:

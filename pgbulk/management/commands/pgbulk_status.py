@@ -7,29 +7,29 @@ import json
 from django.core.management.base import BaseCommand
 from django.db import connection
 
-SECTIONS = {
-    "active_jobs": "SELECT id, kind, model, status, done, total, percent, alive, worker_id, "
-                   "running_for FROM pgbulk_active_jobs ORDER BY created_at",
-    "locks": "SELECT job_id, status, model, targets, descendants FROM pgbulk_lock_summary "
-             "ORDER BY job_id, model",
-    "stale_jobs": "SELECT id, status, model, reason FROM pgbulk_stale_jobs",
-    "workers": "SELECT id, last_heartbeat, now() - last_heartbeat AS age "
-               "FROM procrastinate_workers ORDER BY id",
-}
+from pgbulk.conf import pgbulk_settings
+from pgbulk.sqlfiles import query
+
+#: Section name: its named query in sql/queries.sql.
+SECTIONS = {"active_jobs": "status_active_jobs", "locks": "status_locks",
+            "stale_jobs": "status_stale_jobs", "workers": "status_workers"}
 
 
 def read_status() -> dict[str, list[dict]]:
+    ages = {"max_task_duration": pgbulk_settings.MAX_TASK_DURATION,
+            "sync_start_timeout": pgbulk_settings.SYNC_START_TIMEOUT}
     status = {}
     with connection.cursor() as cursor:
-        for name, sql in SECTIONS.items():
-            cursor.execute(sql)
+        for name, query_name in SECTIONS.items():
+            cursor.execute(query(query_name), ages if name == "stale_jobs" else None)
             columns = [c.name for c in cursor.description]
             status[name] = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
     return status
 
 
 class Command(BaseCommand):
-    help = "Active pgbulk jobs with progress, reservations per job, stale jobs, worker heartbeats."
+    help = ("Active pgbulk jobs with progress, reservations per job, stale jobs (by the "
+            "project's MAX_TASK_DURATION and SYNC_START_TIMEOUT), worker heartbeats.")
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true")
