@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Model, QuerySet
-from django.urls import include, path
+from django.urls import URLResolver, include, path
 
 if TYPE_CHECKING:
     from pgbulk.job_tasks import JobTask
@@ -23,7 +23,9 @@ class AsyncManager:
     """Default manager: logs lifecycle events. Subclass and override :meth:`on_event`."""
 
     def __init__(self, config: dict | None = None) -> None:
-        self.config = config or {}
+        """``config`` is accepted and not used here: a list view passes its
+        ``async_manager_config`` when it makes its manager to launch a job task, for a
+        subclass that takes it. Lifecycle hooks are called on a manager made without it."""
 
     def on_event(self, job: Job, event: str) -> None:
         """Called after commit for create, progress, complete, fail, cancel and cleanup."""
@@ -72,9 +74,10 @@ class AsyncManager:
         return async_system_problems()
 
     @classmethod
-    def get_urlpatterns(cls):
-        """The pgbulk URLs, to add once to the project's urlpatterns."""
-        return path("pgbulk/", include("pgbulk.urls"))
+    def get_urlpatterns(cls) -> list[URLResolver]:
+        """The pgbulk URLs, to add once to the project's urlpatterns
+        (``urlpatterns += AsyncManager.get_urlpatterns()``)."""
+        return [path("pgbulk/", include("pgbulk.urls"))]
 
 
 def lock_queryset(lock: Lock) -> QuerySet | None:

@@ -95,7 +95,7 @@ def test_sweep_schedule_follows_the_interval_setting():
 
 
 def test_get_urlpatterns_includes_the_pgbulk_namespace():
-    pattern = AsyncManager.get_urlpatterns()
+    (pattern,) = AsyncManager.get_urlpatterns()
     assert pattern.namespace == "pgbulk"
 
 

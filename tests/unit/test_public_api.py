@@ -93,3 +93,18 @@ def test_an_old_name_is_still_read_with_a_deprecation_warning(settings):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert pgbulk_settings.ACTIVE_LIST_PERIOD == 60.0  # the new name wins, silently
+
+
+class ConfiguredManager(pgbulk.AsyncManager):
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.seen = config
+
+
+def test_a_views_manager_config_reaches_a_manager_that_takes_it():
+    from testproject.library.views import BookListView
+
+    view = BookListView(async_manager_class_path=f"{__name__}.ConfiguredManager",
+                        async_manager_config={"team": "books"})
+    assert view.get_async_manager().seen == {"team": "books"}
+    assert not hasattr(pgbulk.AsyncManager({"team": "books"}), "config")  # never stored
