@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class PgbulkConfig(AppConfig):
     name = "pgbulk"
-    verbose_name = "Bulk jobs"
+    verbose_name = _("Bulk jobs")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

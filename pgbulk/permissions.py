@@ -15,6 +15,7 @@ from typing import Any
 from django.apps import apps
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils.translation import gettext as _
 
 from pgbulk.models import Job
 
@@ -35,7 +36,7 @@ def get_visible_job(user: Any, job_id: Any) -> Job:
     """The job, or Http404 when it does not exist or ``user`` may not see it."""
     job = visible_jobs(user).filter(pk=job_id).first()
     if job is None:
-        raise Http404("No such job.")
+        raise Http404(_("No such job."))
     return job
 
 

@@ -91,6 +91,11 @@ def test_every_sql_object_and_query_has_a_comment():
             assert "COMMENT ON" in text, f"{path.name} creates objects without COMMENT ON"
 
 
+@pytest.mark.django_db
+def test_the_models_need_no_new_migration():
+    call_command("makemigrations", "pgbulk", check=True, dry_run=True, verbosity=0)
+
+
 def test_settings_defaults_and_overrides(settings):
     settings.PGBULK = {}
     assert pgbulk_settings.CHUNK_SIZE == DEFAULTS["CHUNK_SIZE"]
