@@ -1,4 +1,9 @@
-"""Cleaning bulk update values (pgbulk.values) where no database is involved."""
+"""Cleaning bulk update values (pgbulk.values) where no database is involved.
+
+Valid values that a CheckConstraint reads (``Book.price``) are checked against it, which
+Django does with a query: those few tests are marked ``django_db`` and run in the tier
+with PostgreSQL (skipped, saying so, without one).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ def errors_of(model, values, allowed=None) -> dict[str, list[str]]:
     return caught.value.errors
 
 
+@pytest.mark.django_db
 def test_plain_values_come_back_json_ready():
     cleaned = clean_values(Book, {"price": "12.5", "published_on": "2024-01-31",
                                   "in_print": False, "status": "published", "title": "T"})
@@ -27,6 +33,7 @@ def test_plain_values_come_back_json_ready():
     assert json.loads(json.dumps(cleaned)) == cleaned
 
 
+@pytest.mark.django_db
 def test_values_round_trip_to_python_on_the_worker_side():
     cleaned = clean_values(Book, {"price": Decimal("7.25"), "published_on": date(2024, 2, 29)})
     simple, m2m = split(Book, {**cleaned, "author": "3", "genres": {"add": [1, 2]}})
@@ -58,6 +65,7 @@ def test_a_reverse_relation_is_not_editable():
     assert errors_of(Author, {"books": {"set": []}}) == {"books": ["This field is not editable."]}
 
 
+@pytest.mark.django_db
 def test_only_the_allowed_fields_may_be_changed():
     assert errors_of(Book, {"title": "x"}, allowed=["price"]) == {
         "title": ["This field cannot be bulk edited here."]}
