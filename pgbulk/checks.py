@@ -10,7 +10,14 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connection, connections
 from django.utils.translation import gettext as _
 
-from pgbulk.conf import DEFAULTS, HEARTBEAT_TIMEOUT, RENAMED, Settings, pgbulk_settings
+from pgbulk.conf import (
+    DEFAULTS,
+    HEARTBEAT_TIMEOUT,
+    RENAMED,
+    Settings,
+    convert,
+    pgbulk_settings,
+)
 from pgbulk.sqlfiles import query
 from pgbulk.sweep import schedule_interval
 
@@ -61,9 +68,11 @@ def setting_problems() -> list[checks.CheckMessage]:
             problems.append(checks.Warning(
                 _("PGBULK['%(old)s'] is deprecated.") % names,
                 hint=_("Rename it to '%(new)s'.") % names, id="pgbulk.W002"))
-    for name in sorted(set(user) & set(DEFAULTS)):
+    for key in sorted(user):
+        name = RENAMED.get(key, key)
         try:
-            getattr(pgbulk_settings, name)
+            if name in DEFAULTS:
+                convert(name, user[key], key=key)
         except ImproperlyConfigured as error:
             problems.append(checks.Error(str(error), id="pgbulk.E005"))
     return problems

@@ -111,14 +111,15 @@ def setting_types() -> dict[str, type]:
     return get_type_hints(Settings)
 
 
-def convert(name: str, value: Any) -> Any:
-    """``value`` as the type of setting ``name``; ImproperlyConfigured if it is not one."""
+def convert(name: str, value: Any, *, key: str | None = None) -> Any:
+    """``value`` as the type of setting ``name`` (written as ``key``, its old name
+    maybe); ImproperlyConfigured if it is not one."""
     kind = setting_types()[name]
     try:
         return _converters[kind](value)
     except (TypeError, ValueError):
         raise ImproperlyConfigured(
-            f"PGBULK[{name!r}] must be {_described[kind]}, not {value!r}.") from None
+            f"PGBULK[{key or name!r}] must be {_described[kind]}, not {value!r}.") from None
 
 
 def _to_bool(value: Any) -> bool:

@@ -50,6 +50,10 @@ def test_an_old_setting_name_is_a_warning(settings):
     settings.PGBULK = {"CLEANUP_GRACE_PERIOD": 60, "ACTIVE_LIST_PERIOD": 60}
     (warning,) = check_configuration()
     assert warning.id == "pgbulk.W002" and "ignored" in warning.msg
+    settings.PGBULK = {"CLEANUP_GRACE_PERIOD": "a day"}
+    warning, error = check_configuration()
+    assert (warning.id, error.id) == ("pgbulk.W002", "pgbulk.E005")
+    assert error.msg == "PGBULK['CLEANUP_GRACE_PERIOD'] must be a number, not 'a day'."
 
 
 @pytest.mark.parametrize(("seconds", "runs"), [(90, "60"), (45, "30"), (100_000, "86400")])
