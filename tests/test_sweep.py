@@ -264,6 +264,20 @@ def test_stale_jobs_are_judged_by_the_projects_max_task_duration(settings):
     assert wait_for(lambda: stale() == [(str(job.id), "worker died")], interval=0.2)
 
 
+def test_cleanup_command_says_what_the_sweep_did_or_that_another_one_runs(settings):
+    settings.PGBULK = {**settings.PGBULK, "QUEUE": "held"}
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=make_books(25)), {"price": 2})
+    Job.objects.filter(pk=job.pk).update(status="running")  # and nobody runs it
+    with psycopg.connect(conftest.test_database_url()) as other:  # a sweep in progress
+        other.execute("SELECT pg_advisory_xact_lock(pgbulk_model_lock_key('pgbulk.sweep'))")
+        assert call_command_output("pgbulk_cleanup") == "Another sweep is running; nothing done.\n"
+    dry = call_command_output("pgbulk_cleanup", "--dry-run")
+    assert dry.startswith("0 job(s) would be resumed, 1 failed, 0 flagged as stuck; 25 ")
+    assert f"  failed: {job.id}" in dry and Job.objects.get(pk=job.pk).status == "running"
+    assert f"  failed: {job.id}" in call_command_output("pgbulk_cleanup")
+    assert Job.objects.get(pk=job.pk).status == "failed"
+
+
 def call_command_output(*args) -> str:
     out = StringIO()
     call_command(*args, stdout=out)
