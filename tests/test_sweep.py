@@ -233,7 +233,7 @@ def test_status_command_reports_jobs_locks_and_workers(worker, settings):
     assert status["workers"]
     text = call_command_output("pgbulk_status")
     assert "active jobs: 1" in text and str(job.id) in text
-    assert Reservation.objects.count() == 25
+    assert reservation_count() == 25
 
 
 def call_command_output(*args) -> str:

@@ -4,19 +4,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
+RATIOS = [  # (results key, label, higher is better)
+    ("queryset_100k", "queryset 100k: time / raw UPDATE", False),
+    ("queryset_1m", "queryset 1M: time / raw UPDATE", False),
+    ("save_10k", "save 10k: rows/s / hand loop", True),
+    ("fanout_10k", "2 workers: rows/s / 1 worker", True),
+]
+
 
 def bars(results: dict) -> list[tuple[str, float, float, bool]]:
-    """(label, measured, target, higher_is_better) per case."""
-    rows = [
-        ("queryset 100k: time / raw UPDATE", results["queryset_100k"]["ratio"], 2.0, False),
-        ("save 10k: rows/s / plain loop", results["save_10k"]["ratio"], 0.8, True),
-    ]
-    for count, figure in results["launch_latency"].items():
-        rows.append((f"launch {int(count):,} (s)", figure["seconds"], figure["target_max_s"],
-                     False))
-    for count, mb in results["worker_rss_mb"].items():
+    """(label, measured, target, higher_is_better) per case present in ``results``."""
+    rows = []
+    for key, label, higher in RATIOS:
+        if key in results:
+            case = results[key]
+            target = case.get("target_ratio_min", case.get("target_ratio_max"))
+            rows.append((label, case["ratio"], target, higher))
+    for count, figure in results.get("launch_latency", {}).items():
+        seconds = figure.get("best_s", figure.get("seconds"))
+        rows.append((f"launch {int(count):,} (s)", seconds, figure["target_max_s"], False))
+    if "launch_http_1m" in results:
+        case = results["launch_http_1m"]
+        rows.append(("launch 1M over HTTP (s)", case["best_s"], case["target_max_s"], False))
+    for count, mb in results.get("worker_rss_mb", {}).items():
         if count.isdigit():
             rows.append((f"worker RSS {int(count):,} (100 MB)", mb / 100, 2.0, False))
+    if "sweep_1m_live" in results:
+        case = results["sweep_1m_live"]
+        rows.append(("sweep, 1M live reservations (s)", case["loaded"]["best_s"],
+                     case["target_max_s"], False))
     return rows
 
 
