@@ -50,15 +50,8 @@ WHERE job_id = %(job_id)s::uuid AND seq > %(offset)s;
 
 -- name: span_overlap
 -- Whether spans a job just reserved overlap another job's exclusive ones of the
--- same model (a span holds at most reach + 1 keys: the index finds the candidates).
-SELECT EXISTS (
-    SELECT 1 FROM pgbulk_reservation n
-    JOIN pgbulk_reservation r ON r.model = n.model AND r.exclusive AND r.job_id <> n.job_id
-     AND r.key_lo BETWEEN n.key_lo - %(reach)s AND n.key_lo + n.span - 1
-     AND r.key_lo + r.span - 1 >= n.key_lo
-    WHERE n.job_id = %(job_id)s::uuid AND n.seq > %(offset)s AND n.exclusive
-      AND n.key_lo IS NOT NULL
-);
+-- same model (see pgbulk_spans_overlap).
+SELECT pgbulk_spans_overlap(%(job_id)s::uuid, %(offset)s, %(reach)s);
 
 -- name: held_by_job_key
 -- (A correlated subquery on q.pk) this job reserves the record already.

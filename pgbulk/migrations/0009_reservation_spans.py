@@ -47,5 +47,6 @@ class Migration(migrations.Migration):
                 condition=models.Q(("exclusive", True), ("key_lo__isnull", True)),
                 fields=("model", "object_pk"), name="pgbulk_reservation_record_uniq"),
         ),
+        RunSQLFile("pgbulk_spans_v1.sql", checksum="c3c8812b0e39eafc"),
         RunSQLFile("pgbulk_lock_summary_v2.sql", checksum="6db927f22fc7eaff"),
     ]

@@ -36,12 +36,27 @@ def bars(results: dict) -> list[tuple[str, float, float, bool]]:
     return rows
 
 
+RATES = [  # (results key, label, baseline rows/s key, pgbulk rows/s key)
+    ("queryset_100k", "queryset 100k", "raw_update_rows_per_s", "pgbulk_rows_per_s"),
+    ("queryset_1m", "queryset 1M", "raw_update_rows_per_s", "pgbulk_rows_per_s"),
+    ("save_10k", "save 10k", "hand_loop_rows_per_s", "pgbulk_rows_per_s"),
+    ("fanout_10k", "save 10k chunked", "parallel_1_rows_per_s", "parallel_2_rows_per_s"),
+]
+
+
+def rates(results: dict) -> list[tuple[str, int, int]]:
+    """(label, baseline rows/s, pgbulk rows/s) per case present in ``results``."""
+    return [(label, results[key][base], results[key][ours])
+            for key, label, base, ours in RATES if key in results and base in results[key]]
+
+
 def draw(results: dict, path: Path) -> None:
     from PIL import Image, ImageDraw
 
-    rows = bars(results)
+    rows, speeds = bars(results), rates(results)
     width, row_h, left = 900, 46, 330
-    image = Image.new("RGB", (width, 60 + row_h * len(rows)), "white")
+    height = 100 + row_h * len(rows) + 2 * row_h * len(speeds)
+    image = Image.new("RGB", (width, height), "white")
     pen = ImageDraw.Draw(image)
     pen.text((10, 10), "pgbulk benchmarks (bar: measured, line: target)", fill="black")
     scale = (width - left - 40) / max(max(m, t) for _, m, t, _ in rows)
@@ -54,4 +69,14 @@ def draw(results: dict, path: Path) -> None:
         pen.line((left + target * scale, y - 3, left + target * scale, y + 29),
                  fill="black", width=2)
         pen.text((left + measured * scale + 6, y + 8), f"{measured:g}", fill="black")
+    top = 60 + row_h * len(rows)
+    pen.text((10, top), "rows/s (grey: baseline in the same run; green: pgbulk; "
+             "fan-out: 1 runner vs 2)", fill="black")
+    for n, (label, base, ours) in enumerate(speeds):
+        y = top + 30 + n * 2 * row_h
+        unit = (width - left - 120) / max(base, ours)
+        pen.text((10, y + 14), label, fill="black")
+        for k, (value, colour) in enumerate(((base, "#8c959f"), (ours, "#2da44e"))):
+            pen.rectangle((left, y + k * 24, left + value * unit, y + k * 24 + 20), fill=colour)
+            pen.text((left + value * unit + 6, y + k * 24 + 4), f"{value:,}", fill="black")
     image.save(path)
