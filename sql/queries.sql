@@ -190,12 +190,16 @@ ON CONFLICT (job_id, runner) DO UPDATE
 SET done = EXCLUDED.done, failed_count = EXCLUDED.failed_count, updated_at = now();
 
 -- name: in_flight
--- The in-flight counts of a job's runners that are alive (a dead one's counted
--- records rolled back with it).
-SELECT coalesce(sum(p.done), 0)::bigint, coalesce(sum(p.failed_count), 0)::bigint, count(*)
-FROM pgbulk_runner_progress p
-WHERE p.job_id = %(job_id)s::uuid
-  AND pgbulk_runner_lock_key(p.job_id, p.runner) = ANY(pgbulk_held_lock_keys());
+-- A job's committed counts and the in-flight counts of its runners that are
+-- alive (a dead one's counted records rolled back with it), read together so a
+-- chunk committing meanwhile is counted once.
+SELECT j.done, j.failed_count, coalesce(sum(p.done), 0)::bigint,
+       coalesce(sum(p.failed_count), 0)::bigint, count(p.runner)
+FROM pgbulk_job j
+LEFT JOIN pgbulk_runner_progress p ON p.job_id = j.id
+ AND pgbulk_runner_lock_key(p.job_id, p.runner) = ANY(pgbulk_held_lock_keys())
+WHERE j.id = %(job_id)s::uuid
+GROUP BY j.id;
 
 -- name: forget_in_flight
 -- A finished job's runners have nothing in flight.

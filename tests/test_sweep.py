@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.utils import DatabaseError
 
 import pgbulk
-from pgbulk.models import Job, Progress, Reservation
+from pgbulk.models import Job, Progress
 from pgbulk.progress import snapshot
 from pgbulk.sweep import sweep
 from testproject.library.models import Book
