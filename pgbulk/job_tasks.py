@@ -227,7 +227,7 @@ class JobHandle:
 
     # --- records ---------------------------------------------------------------------------
 
-    def chunk_rows(self, size: int | None = None) -> Iterator[list[tuple[int, str]]]:
+    def chunk_rows(self, size: int | None = None) -> Iterator[list[locks.Row]]:
         """Chunks of ``(seq, object_pk)`` of the reserved target records not done yet
         (``size`` rows each, CHUNK_SIZE by default).
 
@@ -242,13 +242,13 @@ class JobHandle:
         if self.atomic:
             for rows in locks.walk(self.job.id, self.using, size):
                 self.check_stop(now=False)
-                self.walked += len(rows)
+                self.walked += locks.record_count(rows)
                 yield rows
         else:
             yield from self.claimed_chunks(size)
         self.walk_complete = True
 
-    def claimed_chunks(self, size: int) -> Iterator[list[tuple[int, str]]]:
+    def claimed_chunks(self, size: int) -> Iterator[list[locks.Row]]:
         after, progressed = 0, False
         while True:
             self.check_stop(now=False)
@@ -270,7 +270,7 @@ class JobHandle:
                     if not rows:
                         continue
                     progressed = True
-                    self.walked += len(rows)
+                    self.walked += locks.record_count(rows)
                     yield rows
                     self.commit_chunk(rows, before)
             except BaseException:
@@ -280,7 +280,7 @@ class JobHandle:
                     self.publish(force=True)
                 raise
 
-    def commit_chunk(self, rows: list[tuple[int, str]], before: tuple) -> None:
+    def commit_chunk(self, rows: list[locks.Row], before: tuple) -> None:
         """In the chunk's transaction: release its records (all of them must still be
         reserved), add its counts and errors to the job, if the attempt is still ours."""
         released = locks.release_chunk(self.job.id, rows[0][0], rows[-1][0], using=self.using)
@@ -296,7 +296,7 @@ class JobHandle:
 
         to_python = apps.get_model(self.job.model)._meta.pk.to_python
         for rows in self.chunk_rows(size):
-            yield [to_python(object_pk) for _seq, object_pk in rows]
+            yield locks.keys_of(rows, to_python)
 
     def register(self, model: type[Model], pks) -> int:
         """Reserve more records under this job (ConflictError if another job holds them)."""

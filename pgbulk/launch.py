@@ -121,7 +121,8 @@ def launch(
             user=user if getattr(user, "is_authenticated", False) else None,
         )
         if queryset is not None:
-            job.total = locks.reserve(job.id, queryset, using=using, exclusive=conflict_checking)
+            job.total = locks.reserve(job.id, queryset, using=using, exclusive=conflict_checking,
+                                      span=chunk_size or pgbulk_settings.CHUNK_SIZE)
         if not job.total and kind != "task":
             raise BulkValidationError({"__all__": ["No records are selected."]})
         job.run_mode = run_mode(run, job.total, min_async_records)

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Model
 
 from pgbulk import locks
-from pgbulk.models import Job, Reservation, Status
+from pgbulk.models import Job, Status
 from pgbulk.permissions import can_see
 
 ACTIVE = (Status.QUEUED, Status.RUNNING)
@@ -44,16 +44,15 @@ def active_jobs(user: Any, model: type[Model]) -> list[Job]:
 
 
 def reserved_rows(user: Any, model: type[Model], keys: Iterable[Any]) -> dict[str, Hold]:
-    """``{object_pk text: Hold}`` for the given keys that an active job holds."""
-    texts = [str(key) for key in keys]
-    if not texts:
-        return {}
-    username = f"job__user__{get_user_model().USERNAME_FIELD}"
-    rows = (Reservation.objects.filter(model=locks.lock_label(model), object_pk__in=texts,
-                                       job__status__in=ACTIVE)
-            .values_list("object_pk", "job_id", "job__user_id", username))
+    """``{key text: Hold}`` for the given keys that an active job holds."""
+    held_by = dict(locks.holders(model, list(keys)))
+    username = get_user_model().USERNAME_FIELD
+    jobs = Job.objects.select_related("user").filter(pk__in=set(held_by.values()),
+                                                     status__in=ACTIVE).in_bulk()
     held: dict[str, Hold] = {}
-    for object_pk, job_id, owner_id, owner in rows:
-        job = Job(id=job_id, user_id=owner_id)
-        held[object_pk] = Hold(str(job_id), owner or "", can_see(user, job))
+    for key, job_id in held_by.items():
+        job = jobs.get(job_id)
+        if job is not None:
+            owner = getattr(job.user, username, "") if job.user else ""
+            held[key] = Hold(str(job_id), owner or "", can_see(user, job))
     return held

@@ -51,6 +51,38 @@ def selection_sql(queryset: QuerySet) -> tuple[str, list[Any]]:
     return sql, list(params)
 
 
+#: Most consecutive integer keys one reservation row holds (a "span"); the bound
+#: every overlap check relies on.
+MAX_SPAN = 100
+
+INTEGER_KEYS = {"AutoField", "BigAutoField", "SmallAutoField", "IntegerField",
+                "BigIntegerField", "SmallIntegerField", "PositiveIntegerField",
+                "PositiveBigIntegerField", "PositiveSmallIntegerField"}
+
+Row = tuple[int, str, int]  # (seq, first key as text, span: how many consecutive keys)
+
+
+def integer_keyed(model: type[Model]) -> bool:
+    """Are the model's records reserved by spans of integer keys (else one row each)?"""
+    pk: Any = lock_model(model)._meta.pk
+    return (pk.target_field if pk.is_relation else pk).get_internal_type() in INTEGER_KEYS
+
+
+def keys_of(rows: list[Row], to_python) -> list[Any]:
+    """The primary keys the reservation rows of a chunk stand for."""
+    keys = []
+    for _seq, first, span in rows:
+        if span == 1:
+            keys.append(to_python(first))
+        else:
+            keys.extend(to_python(key) for key in range(int(first), int(first) + span))
+    return keys
+
+
+def record_count(rows: list[Row]) -> int:
+    return sum(span for _seq, _first, span in rows)
+
+
 def reserve(
     job_id: Any,
     queryset: QuerySet,
@@ -58,30 +90,45 @@ def reserve(
     using: str = "default",
     exclusive: bool = True,
     is_target: bool = True,
+    span: int = MAX_SPAN,
 ) -> int:
     """Reserve every record of ``queryset`` for ``job_id``; return how many.
 
-    Must run inside a transaction. Raises ConflictError (and writes nothing)
-    if another job holds any of them.
+    Integer keys are reserved as spans of up to ``span`` (at most MAX_SPAN)
+    consecutive selected keys, one row each; other keys one row each. Rows are
+    numbered by the ordinal of their first record (``seq``). Must run inside a
+    transaction. Raises ConflictError (and writes nothing) if another job holds
+    any of them.
     """
     check_lockable(queryset.model)
     label = lock_label(queryset.model)
+    spans = integer_keyed(queryset.model)
     sel_sql, sel_params = selection_sql(queryset)
     if not is_target:
-        sel_sql, sel_params = _not_yet_held(job_id, label, sel_sql, sel_params)
-    connection = connections[using]
-    with connection.cursor() as cursor:
+        sel_sql, sel_params = _not_yet_held(job_id, label, sel_sql, sel_params, spans)
+    with connections[using].cursor() as cursor:
         cursor.execute(query("lock_model"), [label])
         cursor.execute(query("lock_job_seq"), {"job_id": str(job_id)})
         cursor.execute(query("next_seq"), [str(job_id)])
         offset = cursor.fetchone()[0]
-        insert = query("reserve_selection").replace("{selection}", sel_sql)
-        params = [str(job_id), offset, label, is_target, exclusive, *sel_params]
+        head = [str(job_id), offset, label, is_target, exclusive]
+        if spans:
+            insert = query("reserve_spans").replace("{selection}", sel_sql)
+            params = [*head, max(1, min(int(span), MAX_SPAN)), *sel_params]
+        else:
+            insert = query("reserve_selection").replace("{selection}", sel_sql)
+            params = [*head, *sel_params]
         for _attempt in range(3):
             try:
                 with transaction.atomic(using=using):
                     cursor.execute(insert, params)
-                    return cursor.rowcount
+                    if not spans:
+                        return cursor.rowcount
+                    if exclusive and overlaps(cursor, job_id, offset):
+                        raise IntegrityError(UNIQUE_RECORD)
+                    cursor.execute(query("reserved_since"), {"job_id": str(job_id),
+                                                             "offset": offset})
+                    return cursor.fetchone()[0]
             except IntegrityError as error:
                 if UNIQUE_RECORD not in str(error):
                     raise
@@ -91,10 +138,18 @@ def reserve(
     raise ConflictError([])
 
 
-def _not_yet_held(job_id, label, sel_sql, sel_params) -> tuple[str, list[Any]]:
+def overlaps(cursor, job_id: Any, offset: int) -> bool:
+    """Do the spans just reserved overlap another job's exclusive reservations?"""
+    cursor.execute(query("span_overlap"), {"job_id": str(job_id), "offset": offset,
+                                           "reach": MAX_SPAN - 1})
+    return bool(cursor.fetchone()[0])
+
+
+def _not_yet_held(job_id, label, sel_sql, sel_params, spans: bool) -> tuple[str, list[Any]]:
     """Narrow a selection to records this job does not hold already."""
-    sql = query("not_yet_held").replace("{selection}", sel_sql)
-    return sql, [*sel_params, str(job_id), label]
+    held = query("held_by_job_span" if spans else "held_by_job_key")
+    sql = query("not_yet_held").replace("{held}", held).replace("{selection}", sel_sql)
+    return sql, [*sel_params, str(job_id), label, *([MAX_SPAN - 1] if spans else [])]
 
 
 def conflict_report(job_id: Any, queryset: QuerySet, *, using: str = "default") -> list[ConflictEntry]:
@@ -102,8 +157,9 @@ def conflict_report(job_id: Any, queryset: QuerySet, *, using: str = "default") 
     user_model = get_user_model()
     quote = connections[using].ops.quote_name
     sel_sql, sel_params = selection_sql(queryset)
+    name = "conflict_report_spans" if integer_keyed(queryset.model) else "conflict_report"
     sql = (
-        query("conflict_report")
+        query(name)
         .replace("{selection}", sel_sql)
         .replace("{user_table}", quote(user_model._meta.db_table))
         .replace("{user_key}", quote(str(user_model._meta.pk.column)))
@@ -117,19 +173,23 @@ def conflict_report(job_id: Any, queryset: QuerySet, *, using: str = "default") 
         ]
 
 
-def walk(job_id: Any, using: str, size: int | None = None) -> Iterator[list[tuple[int, str]]]:
-    """Successive chunks of ``(seq, object_pk)`` of a job's remaining target records
-    (``size`` rows each, CHUNK_SIZE by default), walked through the primary key."""
-    last = 0
+def walk(job_id: Any, using: str, size: int | None = None) -> Iterator[list[Row]]:
+    """Successive chunks of a job's remaining target reservation rows (those whose
+    first record falls in the next ``size`` records), walked through the primary key."""
     size = max(int(size or pgbulk_settings.CHUNK_SIZE), 1)
-    while True:
-        with connections[using].cursor() as cursor:
-            cursor.execute(query("next_chunk"), [str(job_id), last, size])
-            rows = cursor.fetchall()
-        if not rows:
-            return
-        yield rows
-        last = rows[-1][0]
+    after = 0
+    while (first := next_target_seq(job_id, after, using=using)) is not None:
+        rows = rows_between(job_id, first, first + size - 1, using=using)
+        after = first + size - 1
+        if rows:
+            yield rows
+
+
+def rows_between(job_id: Any, first: int, last: int, *, using: str) -> list[Row]:
+    with connections[using].cursor() as cursor:
+        cursor.execute(query("chunk_rows"), {"job_id": str(job_id), "first": first,
+                                             "last": last})
+        return cursor.fetchall()
 
 
 def release_job(job_id: Any, *, using: str = "default") -> int:
@@ -154,14 +214,24 @@ def next_target_seq(job_id: Any, after: int, *, using: str) -> int | None:
     return row[0] if row else None
 
 
-def claim_chunk(job_id: Any, number: int, size: int, *, using: str) -> list[tuple[int, str]]:
-    """In the current transaction, claim chunk ``number`` (sequence numbers
-    ``number * size + 1`` to ``(number + 1) * size``) and return its records not done
-    yet; ``[]`` if another runner of the job works on it."""
+def claim_chunk(job_id: Any, number: int, size: int, *, using: str) -> list[Row]:
+    """In the current transaction, claim chunk ``number`` (the rows whose first record
+    is the ``number * size + 1``-th to the ``(number + 1) * size``-th) and return its rows
+    not done yet; ``[]`` if another runner of the job works on it."""
     with connections[using].cursor() as cursor:
         cursor.execute(query("claim_chunk"), {"job_id": str(job_id), "chunk": number})
         if not cursor.fetchone()[0]:
             return []
-        cursor.execute(query("chunk_rows"), {"job_id": str(job_id), "first": number * size + 1,
-                                             "last": (number + 1) * size})
+    return rows_between(job_id, number * size + 1, (number + 1) * size, using=using)
+
+
+def holders(model: type[Model], keys: list[Any], *, using: str = "default") -> list[tuple[str, Any]]:
+    """``(key as text, job id)`` for each of ``keys`` some job reserves."""
+    texts = [str(key) for key in keys]
+    if not texts:
+        return []
+    name = "holders_of_spans" if integer_keyed(model) else "holders_of_keys"
+    with connections[using].cursor() as cursor:
+        cursor.execute(query(name), {"model": lock_label(model), "keys": texts,
+                                     "reach": MAX_SPAN - 1})
         return cursor.fetchall()

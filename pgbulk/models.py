@@ -124,7 +124,12 @@ class Job(models.Model):
 
 
 class Reservation(models.Model):
-    """A record reserved by a job: the conflict lock (unique per record while exclusive)."""
+    """Records reserved by a job: the conflict lock (no two exclusive ones overlap).
+
+    Integer keys are held as spans: ``span`` consecutive keys from ``key_lo``
+    (at most ``pgbulk.locks.MAX_SPAN``); other keys one row each (``object_pk``).
+    ``seq`` is the ordinal of the row's first record among the job's records.
+    """
 
     pk = models.CompositePrimaryKey("job", "seq")
     job = models.ForeignKey(
@@ -133,7 +138,9 @@ class Reservation(models.Model):
     )  # the primary key (job, seq) indexes it; released with the job
     seq = models.BigIntegerField()  # walk order of the job's target records
     model = models.CharField(max_length=200)
-    object_pk = models.TextField()
+    object_pk = models.TextField()  # the (first) key as text
+    key_lo = models.BigIntegerField(null=True, blank=True)  # integer keys: the first
+    span = models.IntegerField(default=1, db_default=1)  # how many consecutive keys
     is_target = models.BooleanField(default=True)  # False: registered descendant
     exclusive = models.BooleanField(default=True)  # False: conflict checking off
     created_at = models.DateTimeField(auto_now_add=True)
@@ -142,13 +149,19 @@ class Reservation(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["model", "object_pk"],
-                condition=models.Q(exclusive=True),
+                condition=models.Q(exclusive=True, key_lo__isnull=True),
                 name="pgbulk_reservation_record_uniq",
             )
         ]
+        indexes = [  # spans of a model around a key (overlap checks, who holds a record)
+            models.Index(fields=["model", "key_lo"], name="pgbulk_reservation_span_idx",
+                         condition=models.Q(key_lo__isnull=False)),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.model} {self.object_pk} held by job {self.job_id}"
+        keys = (self.object_pk if self.key_lo is None or self.span == 1
+                else f"{self.key_lo}..{self.key_lo + self.span - 1}")
+        return f"{self.model} {keys} held by job {self.job_id}"
 
 
 class JobError(models.Model):

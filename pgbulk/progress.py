@@ -67,7 +67,9 @@ def snapshot(job: Job, *, repair: bool = True) -> dict[str, Any]:
     if job.status == "running" and not worker_lost:
         with connections[using].cursor() as cursor:
             cursor.execute(query("in_flight"), {"job_id": str(job.id)})
-            in_flight = cursor.fetchone()
+            row = cursor.fetchone()
+        if row:
+            job.done, job.failed_count, in_flight = row[0], row[1], row[2:]
     return figures(job, live=live, in_flight=in_flight, worker_lost=worker_lost,
                    queue_position=queue_position, now=timezone.now())
 

@@ -12,9 +12,11 @@ from django.db.models import Model, ProtectedError, QuerySet, RestrictedError
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now
 
+from pgbulk import locks
 from pgbulk import values as values_mod
 from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import ErrorEntry, PgbulkError, RecordFailed, RecordRef
+from pgbulk.locks import Row
 from pgbulk.sqlfiles import query
 from pgbulk.values import model_field
 
@@ -68,20 +70,20 @@ class Operation:
     def queryset(self, keys: list[Any]) -> QuerySet:
         return self.model._base_manager.using(self.using).filter(pk__in=keys)
 
-    def chunk_queryset(self, rows: list[tuple[int, str]]) -> QuerySet:
+    def chunk_queryset(self, rows: list[Row]) -> QuerySet:
         """The records of a chunk, selected through the lock table (no long IN lists)."""
         pk: Any = self.model._meta.pk
         key_type = (pk.target_field if pk.is_relation else pk).rel_db_type(
             connections[self.using]) or "text"
-        sql = query("chunk_keys").replace("{key_type}", key_type)
+        name = "chunk_span_keys" if locks.integer_keyed(self.model) else "chunk_keys"
+        sql = query(name).replace("{key_type}", key_type)
         subquery = RawSQL(sql, [str(self.job.id), rows[0][0], rows[-1][0]])
         return self.model._base_manager.using(self.using).filter(pk__in=subquery)
 
-    def keys_of(self, rows: list[tuple[int, str]]) -> list[Any]:
-        to_python = self.model._meta.pk.to_python
-        return [to_python(object_pk) for _seq, object_pk in rows]
+    def keys_of(self, rows: list[Row]) -> list[Any]:
+        return locks.keys_of(rows, self.model._meta.pk.to_python)
 
-    def apply(self, rows: list[tuple[int, str]], *, per_record: bool) -> tuple[int, list[ErrorEntry]]:
+    def apply(self, rows: list[Row], *, per_record: bool) -> tuple[int, list[ErrorEntry]]:
         """Change the records of a chunk; return (how many changed, error entries).
 
         With ``per_record`` a failing record is rolled back alone and reported;
@@ -89,8 +91,8 @@ class Operation:
         """
         raise NotImplementedError
 
-    def missing(self, rows: list[tuple[int, str]], present: set[Any]) -> list[ErrorEntry]:
-        if len(present) == len(rows):
+    def missing(self, rows: list[Row], present: set[Any]) -> list[ErrorEntry]:
+        if len(present) == locks.record_count(rows):
             return []
         keys = self.keys_of(rows)
         return [
@@ -194,7 +196,7 @@ class UpdateOperation(Operation):
                     changed = len(pks)
                 else:
                     changed = chunk.update(**self.assignments)
-            if changed == len(rows):
+            if changed == locks.record_count(rows):
                 return changed, []
             present = set(chunk.values_list("pk", flat=True))
             return changed, self.missing(rows, present)

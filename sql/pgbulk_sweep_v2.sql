@@ -106,8 +106,8 @@ BEGIN
             resumed := resumed || dead.id;
             CONTINUE;
         END IF;
-        DELETE FROM pgbulk_reservation WHERE job_id = dead.id;
-        GET DIAGNOSTICS n = ROW_COUNT;
+        WITH gone AS (DELETE FROM pgbulk_reservation WHERE job_id = dead.id RETURNING span)
+        SELECT coalesce(sum(span), 0) INTO n FROM gone;  -- records, not rows (spans)
         released := released + n;
     END LOOP;
 
@@ -154,8 +154,8 @@ BEGIN
         FROM gone WHERE j.id = gone.id AND NOT pgbulk_job_alive_v2(j.id) RETURNING j.id
     )
     SELECT coalesce(array_agg(id), '{}') INTO abandoned FROM updated;
-    DELETE FROM pgbulk_reservation WHERE job_id = ANY(abandoned);
-    GET DIAGNOSTICS n = ROW_COUNT;
+    WITH gone AS (DELETE FROM pgbulk_reservation WHERE job_id = ANY(abandoned) RETURNING span)
+    SELECT coalesce(sum(span), 0) INTO n FROM gone;  -- records, not rows (spans)
     released := released + n;
 
     -- 3. Jobs whose current attempt runs past max_task_duration: ask them to stop.
@@ -189,8 +189,8 @@ BEGIN
         LIMIT batch
     )
     SELECT coalesce(array_agg(job_id), '{}') INTO orphaned_jobs FROM orphaned;
-    DELETE FROM pgbulk_reservation WHERE job_id = ANY(orphaned_jobs);
-    GET DIAGNOSTICS n = ROW_COUNT;
+    WITH gone AS (DELETE FROM pgbulk_reservation WHERE job_id = ANY(orphaned_jobs) RETURNING span)
+    SELECT coalesce(sum(span), 0) INTO n FROM gone;  -- records, not rows (spans)
     released := released + n;
 
     -- 5. Progress rows of jobs finished more than progress_ttl ago, or gone.

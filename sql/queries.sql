@@ -12,11 +12,60 @@ SELECT (procrastinate_defer_jobs_v1(ARRAY[ROW(
 SELECT pg_advisory_xact_lock(pgbulk_model_lock_key(%s));
 
 -- name: reserve_selection
--- Reserve every record of a selection for a job, numbered in key order.
+-- Reserve every record of a selection for a job, one row each (keys that are
+-- not integers), numbered in key order.
 -- params: job_id, seq offset, model, is_target, exclusive, then the selection's.
 INSERT INTO pgbulk_reservation (job_id, seq, model, object_pk, is_target, exclusive, created_at)
 SELECT %s::uuid, %s + row_number() OVER (ORDER BY s.pk), %s, s.pk::text, %s, %s, now()
 FROM (SELECT DISTINCT q.pk FROM ({selection}) AS q(pk)) AS s;
+
+-- name: reserve_spans
+-- Reserve every record of a selection with integer keys for a job: runs of
+-- consecutive keys (gaps and islands), cut into spans of at most N keys, one row
+-- each, numbered by the ordinal of their first record.
+-- params: job_id, seq offset, model, is_target, exclusive, N, then the selection's.
+WITH args AS (
+    SELECT %s::uuid AS job_id, %s::bigint AS base, %s::text AS model, %s::boolean AS is_target,
+           %s::boolean AS exclusive, %s::bigint AS piece
+), keys AS (
+    SELECT DISTINCT q.pk::bigint AS k FROM ({selection}) AS q(pk)
+), islands AS (
+    SELECT min(k) AS lo, max(k) AS hi
+    FROM (SELECT k, k - row_number() OVER (ORDER BY k) AS island FROM keys) AS x
+    GROUP BY island
+), spans AS (
+    SELECT i.lo + g * a.piece AS lo, least(i.hi - i.lo - g * a.piece + 1, a.piece) AS span
+    FROM islands i CROSS JOIN args a, generate_series(0, (i.hi - i.lo) / a.piece) AS g
+)
+INSERT INTO pgbulk_reservation
+    (job_id, seq, model, object_pk, key_lo, span, is_target, exclusive, created_at)
+SELECT a.job_id, a.base + sum(s.span) OVER (ORDER BY s.lo) - s.span + 1, a.model, s.lo::text,
+       s.lo, s.span, a.is_target, a.exclusive, now()
+FROM spans s CROSS JOIN args a;
+
+-- name: reserved_since
+-- How many records a job's rows numbered after an offset stand for.
+SELECT coalesce(sum(span), 0) FROM pgbulk_reservation
+WHERE job_id = %(job_id)s::uuid AND seq > %(offset)s;
+
+-- name: span_overlap
+-- Whether spans a job just reserved overlap another job's exclusive ones of the
+-- same model (see pgbulk_spans_overlap).
+SELECT pgbulk_spans_overlap(%(job_id)s::uuid, %(offset)s, %(reach)s);
+
+-- name: held_by_job_key
+-- (A correlated subquery on q.pk) this job reserves the record already.
+-- params: job_id, model.
+SELECT 1 FROM pgbulk_reservation r
+WHERE r.job_id = %s::uuid AND r.model = %s AND r.object_pk = q.pk::text
+
+-- name: held_by_job_span
+-- (A correlated subquery on q.pk) one of this job's spans holds the record already.
+-- params: job_id, model, reach (most keys of a span less one).
+SELECT 1 FROM pgbulk_reservation r
+WHERE r.job_id = %s::uuid AND r.model = %s
+  AND r.key_lo BETWEEN q.pk::bigint - %s AND q.pk::bigint
+  AND r.key_lo + r.span - 1 >= q.pk::bigint
 
 -- name: conflict_report
 -- Which other jobs hold exclusive reservations on records of a selection.
@@ -31,15 +80,23 @@ WHERE r.exclusive AND r.model = %s AND r.job_id <> %s::uuid
 GROUP BY r.job_id, u.{username}
 ORDER BY overlap DESC;
 
--- name: next_seq
--- The next free sequence number of a job's reservations.
-SELECT coalesce(max(seq), 0) FROM pgbulk_reservation WHERE job_id = %s::uuid;
+-- name: conflict_report_spans
+-- Which other jobs hold exclusive spans on records of a selection (integer keys).
+-- params: model, job_id, then the selection's.
+SELECT r.job_id, u.{username}, count(*) AS overlap
+FROM pgbulk_reservation r
+JOIN pgbulk_job j ON j.id = r.job_id
+LEFT JOIN {user_table} u ON u.{user_key} = j.user_id
+CROSS JOIN LATERAL generate_series(coalesce(r.key_lo, r.object_pk::bigint),
+                                   coalesce(r.key_lo, r.object_pk::bigint) + r.span - 1) AS k
+WHERE r.exclusive AND r.model = %s AND r.job_id <> %s::uuid
+  AND k IN (SELECT q.pk::bigint FROM ({selection}) AS q(pk))
+GROUP BY r.job_id, u.{username}
+ORDER BY overlap DESC;
 
--- name: next_chunk
--- The next chunk of a job's target keys after a sequence number (index walk).
-SELECT seq, object_pk FROM pgbulk_reservation
-WHERE job_id = %s::uuid AND seq > %s AND is_target
-ORDER BY seq LIMIT %s;
+-- name: next_seq
+-- The ordinal of a job's last reserved record (its rows are numbered after it).
+SELECT coalesce(max(seq + span - 1), 0) FROM pgbulk_reservation WHERE job_id = %s::uuid;
 
 -- name: release_chunk
 -- Release the target reservations of one finished chunk (how many: the caller
@@ -100,8 +157,9 @@ ORDER BY seq LIMIT 1;
 SELECT pg_try_advisory_xact_lock(hashtext('pgbulk.chunk:' || %(job_id)s), %(chunk)s);
 
 -- name: chunk_rows
--- The target records of a chunk (a range of sequence numbers) not done yet.
-SELECT seq, object_pk FROM pgbulk_reservation
+-- The target rows of a chunk (those whose first record's ordinal is in a range)
+-- not done yet: (seq, first key, how many consecutive keys).
+SELECT seq, object_pk, span FROM pgbulk_reservation
 WHERE job_id = %(job_id)s::uuid AND seq BETWEEN %(first)s AND %(last)s AND is_target
 ORDER BY seq;
 
@@ -132,12 +190,16 @@ ON CONFLICT (job_id, runner) DO UPDATE
 SET done = EXCLUDED.done, failed_count = EXCLUDED.failed_count, updated_at = now();
 
 -- name: in_flight
--- The in-flight counts of a job's runners that are alive (a dead one's counted
--- records rolled back with it).
-SELECT coalesce(sum(p.done), 0)::bigint, coalesce(sum(p.failed_count), 0)::bigint, count(*)
-FROM pgbulk_runner_progress p
-WHERE p.job_id = %(job_id)s::uuid
-  AND pgbulk_runner_lock_key(p.job_id, p.runner) = ANY(pgbulk_held_lock_keys());
+-- A job's committed counts and the in-flight counts of its runners that are
+-- alive (a dead one's counted records rolled back with it), read together so a
+-- chunk committing meanwhile is counted once.
+SELECT j.done, j.failed_count, coalesce(sum(p.done), 0)::bigint,
+       coalesce(sum(p.failed_count), 0)::bigint, count(p.runner)
+FROM pgbulk_job j
+LEFT JOIN pgbulk_runner_progress p ON p.job_id = j.id
+ AND pgbulk_runner_lock_key(p.job_id, p.runner) = ANY(pgbulk_held_lock_keys())
+WHERE j.id = %(job_id)s::uuid
+GROUP BY j.id;
 
 -- name: forget_in_flight
 -- A finished job's runners have nothing in flight.
@@ -162,6 +224,26 @@ SET total = EXCLUDED.total, done = EXCLUDED.done, failed_count = EXCLUDED.failed
 -- params: job_id, first seq, last seq.
 SELECT object_pk::{key_type} FROM pgbulk_reservation
 WHERE job_id = %s::uuid AND seq BETWEEN %s AND %s AND is_target
+
+-- name: chunk_span_keys
+-- The integer keys of one chunk's spans ({key_type}: the model's), as a subquery.
+-- params: job_id, first seq, last seq.
+SELECT k::{key_type} FROM pgbulk_reservation r
+CROSS JOIN LATERAL generate_series(coalesce(r.key_lo, r.object_pk::bigint),
+                                   coalesce(r.key_lo, r.object_pk::bigint) + r.span - 1) AS k
+WHERE r.job_id = %s::uuid AND r.seq BETWEEN %s AND %s AND r.is_target
+
+-- name: holders_of_keys
+-- Which job reserves each of these records (keys as text).
+SELECT r.object_pk, r.job_id FROM pgbulk_reservation r
+WHERE r.model = %(model)s AND r.object_pk = ANY(%(keys)s);
+
+-- name: holders_of_spans
+-- Which job reserves each of these records (integer keys, given as text).
+SELECT k.key, r.job_id FROM unnest(%(keys)s::text[]) AS k(key)
+JOIN pgbulk_reservation r ON r.model = %(model)s
+ AND r.key_lo BETWEEN k.key::bigint - %(reach)s AND k.key::bigint
+ AND r.key_lo + r.span - 1 >= k.key::bigint;
 
 -- name: sweep
 -- Run the safety-net sweep with the given ages in seconds (only_job: one job).
@@ -205,11 +287,10 @@ SELECT to_regclass('pgbulk_job') AS pgbulk_job, to_regproc('pgbulk_sweep') AS pg
        to_regclass('procrastinate_jobs') AS procrastinate_jobs;
 
 -- name: not_yet_held
--- Narrow a selection to the records a job does not hold already (it wraps the
--- selection's SQL). params: the selection's, then job_id, model.
-SELECT q.pk FROM ({selection}) AS q(pk) WHERE NOT EXISTS (
-    SELECT 1 FROM pgbulk_reservation r
-    WHERE r.job_id = %s::uuid AND r.model = %s AND r.object_pk = q.pk::text)
+-- Narrow a selection to the records a job does not hold already: it wraps the
+-- selection's SQL, and held_by_job_key or held_by_job_span as the subquery.
+-- params: the selection's, then the subquery's.
+SELECT q.pk FROM ({selection}) AS q(pk) WHERE NOT EXISTS ({held})
 
 -- name: status_active_jobs
 -- pgbulk_status: jobs queued or running, with progress and liveness.

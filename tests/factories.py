@@ -33,8 +33,9 @@ def chunk_env(size: int) -> dict[str, str]:
 
 
 def reservation_count() -> int:
+    """How many records are reserved (a row may hold a span of consecutive keys)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pgbulk_reservation")
+        cursor.execute("SELECT coalesce(sum(span), 0) FROM pgbulk_reservation")
         return cursor.fetchone()[0]
 
 

@@ -372,3 +372,32 @@ def test_progress_snapshot_of_a_finished_job():
         2020, 1, 1)}, run="sync")
     p = job.progress()
     assert (p["status"], p["done"], p["total"], p["percent"]) == ("succeeded", 4, 4, 100.0)
+
+
+def test_consecutive_integer_keys_are_reserved_as_spans(held_queue):
+    ids = make_books(250, genre=False)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 2}, run="async")
+    spans = list(Reservation.objects.filter(job=job).order_by("seq")
+                 .values_list("seq", "key_lo", "span"))
+    assert job.total == 250 and [span for _seq, _lo, span in spans] == [100, 100, 50]
+    assert [(seq, lo) for seq, lo, _span in spans] == [
+        (1, ids[0]), (101, ids[100]), (201, ids[200])]  # ordinal of the first record
+
+
+def test_spans_conflict_exactly_on_the_records_they_share(held_queue):
+    ids = make_books(300, genre=False)
+    holder = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:150]), {"price": 2},
+                                run="async")
+    with pytest.raises(pgbulk.ConflictError) as caught:  # shares the last record only
+        pgbulk.bulk_update(Book.objects.filter(pk__in=ids[149:160]), {"price": 3},
+                           run="async")
+    assert caught.value.conflicts == [{"job_id": str(holder.id), "user": None, "count": 1}]
+    every_other = Book.objects.filter(pk__in=ids[150::2])  # sparse: one row per record
+    sparse = pgbulk.bulk_update(every_other, {"price": 4}, run="async")
+    assert sparse.total == 75 and Reservation.objects.filter(job=sparse).count() == 75
+    with pytest.raises(pgbulk.ConflictError):
+        pgbulk.bulk_update(Book.objects.filter(pk__in=ids[200:203]), {"price": 5},
+                           run="async")
+    gaps = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[151::2]), {"price": 6},
+                              run="async")
+    assert gaps.total == 75

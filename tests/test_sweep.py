@@ -17,7 +17,7 @@ from django.db.utils import DatabaseError
 from django.utils import timezone
 
 import pgbulk
-from pgbulk.models import Job, Progress, Reservation
+from pgbulk.models import Job, Progress
 from pgbulk.progress import snapshot
 from pgbulk.sweep import sweep
 from testproject.library.models import Book
@@ -237,7 +237,7 @@ def test_status_command_reports_jobs_locks_and_workers(worker, settings):
     assert status["workers"]
     text = call_command_output("pgbulk_status")
     assert "active jobs: 1" in text and str(job.id) in text
-    assert Reservation.objects.count() == 25
+    assert reservation_count() == 25
 
 
 def test_stale_jobs_are_judged_by_the_projects_max_task_duration(settings):

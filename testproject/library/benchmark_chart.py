@@ -4,28 +4,59 @@ from __future__ import annotations
 
 from pathlib import Path
 
+RATIOS = [  # (results key, label, higher is better)
+    ("queryset_100k", "queryset 100k: time / raw UPDATE", False),
+    ("queryset_1m", "queryset 1M: time / raw UPDATE", False),
+    ("save_10k", "save 10k: rows/s / hand loop", True),
+    ("fanout_10k", "2 workers: rows/s / 1 worker", True),
+]
+
 
 def bars(results: dict) -> list[tuple[str, float, float, bool]]:
-    """(label, measured, target, higher_is_better) per case."""
-    rows = [
-        ("queryset 100k: time / raw UPDATE", results["queryset_100k"]["ratio"], 2.0, False),
-        ("save 10k: rows/s / plain loop", results["save_10k"]["ratio"], 0.8, True),
-    ]
-    for count, figure in results["launch_latency"].items():
-        rows.append((f"launch {int(count):,} (s)", figure["seconds"], figure["target_max_s"],
-                     False))
-    for count, mb in results["worker_rss_mb"].items():
+    """(label, measured, target, higher_is_better) per case present in ``results``."""
+    rows = []
+    for key, label, higher in RATIOS:
+        if key in results:
+            case = results[key]
+            target = case.get("target_ratio_min", case.get("target_ratio_max"))
+            rows.append((label, case["ratio"], target, higher))
+    for count, figure in results.get("launch_latency", {}).items():
+        seconds = figure.get("best_s", figure.get("seconds"))
+        rows.append((f"launch {int(count):,} (s)", seconds, figure["target_max_s"], False))
+    if "launch_http_1m" in results:
+        case = results["launch_http_1m"]
+        rows.append(("launch 1M over HTTP (s)", case["best_s"], case["target_max_s"], False))
+    for count, mb in results.get("worker_rss_mb", {}).items():
         if count.isdigit():
             rows.append((f"worker RSS {int(count):,} (100 MB)", mb / 100, 2.0, False))
+    if "sweep_1m_live" in results:
+        case = results["sweep_1m_live"]
+        rows.append(("sweep, 1M live reservations (s)", case["loaded"]["best_s"],
+                     case["target_max_s"], False))
     return rows
+
+
+RATES = [  # (results key, label, baseline rows/s key, pgbulk rows/s key)
+    ("queryset_100k", "queryset 100k", "raw_update_rows_per_s", "pgbulk_rows_per_s"),
+    ("queryset_1m", "queryset 1M", "raw_update_rows_per_s", "pgbulk_rows_per_s"),
+    ("save_10k", "save 10k", "hand_loop_rows_per_s", "pgbulk_rows_per_s"),
+    ("fanout_10k", "save 10k chunked", "parallel_1_rows_per_s", "parallel_2_rows_per_s"),
+]
+
+
+def rates(results: dict) -> list[tuple[str, int, int]]:
+    """(label, baseline rows/s, pgbulk rows/s) per case present in ``results``."""
+    return [(label, results[key][base], results[key][ours])
+            for key, label, base, ours in RATES if key in results and base in results[key]]
 
 
 def draw(results: dict, path: Path) -> None:
     from PIL import Image, ImageDraw
 
-    rows = bars(results)
+    rows, speeds = bars(results), rates(results)
     width, row_h, left = 900, 46, 330
-    image = Image.new("RGB", (width, 60 + row_h * len(rows)), "white")
+    height = 100 + row_h * len(rows) + 2 * row_h * len(speeds)
+    image = Image.new("RGB", (width, height), "white")
     pen = ImageDraw.Draw(image)
     pen.text((10, 10), "pgbulk benchmarks (bar: measured, line: target)", fill="black")
     scale = (width - left - 40) / max(max(m, t) for _, m, t, _ in rows)
@@ -38,4 +69,14 @@ def draw(results: dict, path: Path) -> None:
         pen.line((left + target * scale, y - 3, left + target * scale, y + 29),
                  fill="black", width=2)
         pen.text((left + measured * scale + 6, y + 8), f"{measured:g}", fill="black")
+    top = 60 + row_h * len(rows)
+    pen.text((10, top), "rows/s (grey: baseline in the same run; green: pgbulk; "
+             "fan-out: 1 runner vs 2)", fill="black")
+    for n, (label, base, ours) in enumerate(speeds):
+        y = top + 30 + n * 2 * row_h
+        unit = (width - left - 120) / max(base, ours)
+        pen.text((10, y + 14), label, fill="black")
+        for k, (value, colour) in enumerate(((base, "#8c959f"), (ours, "#2da44e"))):
+            pen.rectangle((left, y + k * 24, left + value * unit, y + k * 24 + 20), fill=colour)
+            pen.text((left + value * unit + 6, y + k * 24 + 4), f"{value:,}", fill="black")
     image.save(path)
