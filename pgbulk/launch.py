@@ -111,7 +111,7 @@ def launch(
     using = using or (queryset.db if queryset is not None else "default")
     runners = runner_count(parallel, atomic)
     params = {**params, "atomic": bool(atomic), "conflict_checking": bool(conflict_checking),
-              "parallel": runners}
+              "parallel": runners, "queue": task_queue(task_name)}
     if runners > 1:  # every runner must cut the same chunks: fixed now
         params["chunk_size"] = chunk_size or pgbulk_settings.CHUNK_SIZE
     with transaction.atomic(using=using):
@@ -142,7 +142,7 @@ def runner_count(parallel: int | None, atomic: bool) -> int:
     """How many runners a job gets: ``parallel``, else PARALLELISM (1 for atomic jobs,
     which run in one transaction and so on one worker)."""
     if parallel is None:
-        return 1 if atomic else max(int(pgbulk_settings.PARALLELISM), 1)
+        return 1 if atomic else max(pgbulk_settings.PARALLELISM, 1)
     if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
         raise ValueError(f"parallel must be a whole number >= 1, not {parallel!r}")
     if parallel > 1 and atomic:
@@ -158,20 +158,25 @@ def run_mode(run: str, total: int, min_async_records: int) -> str:
     return run
 
 
+def task_queue(task_name: str) -> str:
+    """The Procrastinate queue a job task's jobs go to (its own, or PGBULK["QUEUE"])."""
+    from pgbulk.job_tasks import REGISTRY
+
+    spec = REGISTRY.get(task_name)
+    if spec is None:
+        raise LookupError(f"no job task named {task_name!r} is registered")
+    return spec.queue or pgbulk_settings.QUEUE
+
+
 def defer(task_name: str, job: Job, *, using: str = "default", runner: int = 0) -> int:
     """Queue the task in the current transaction, on Django's connection.
 
     Procrastinate's connector commits on its own connection inside a worker;
     calling its defer function here keeps the launch one transaction everywhere.
     """
-    from pgbulk.job_tasks import REGISTRY
-
-    spec = REGISTRY.get(task_name)
-    if spec is None:
-        raise LookupError(f"no job task named {task_name!r} is registered")
     with connections[using].cursor() as cursor:
         cursor.execute(query("defer_task"), {
-            "queue": spec.queue or pgbulk_settings.QUEUE, "task_name": task_name,
+            "queue": job.params.get("queue") or task_queue(task_name), "task_name": task_name,
             "args": json.dumps({"job_id": str(job.id), **({"runner": runner} if runner else {})})})
         return cursor.fetchone()[0]
 

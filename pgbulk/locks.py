@@ -107,9 +107,9 @@ def reserve(
     if not is_target:
         sel_sql, sel_params = _not_yet_held(job_id, label, sel_sql, sel_params, spans)
     with connections[using].cursor() as cursor:
-        cursor.execute(query("lock_model"), [label])
+        cursor.execute(query("lock_model"), {"model": label})
         cursor.execute(query("lock_job_seq"), {"job_id": str(job_id)})
-        cursor.execute(query("next_seq"), [str(job_id)])
+        cursor.execute(query("next_seq"), {"job_id": str(job_id)})
         offset = cursor.fetchone()[0]
         head = [str(job_id), offset, label, is_target, exclusive]
         if spans:
@@ -195,14 +195,15 @@ def rows_between(job_id: Any, first: int, last: int, *, using: str) -> list[Row]
 def release_job(job_id: Any, *, using: str = "default") -> int:
     """Delete every reservation of a job; return how many."""
     with connections[using].cursor() as cursor:
-        cursor.execute(query("release_job"), [str(job_id)])
+        cursor.execute(query("release_job"), {"job_id": str(job_id)})
         return cursor.rowcount
 
 
 def release_chunk(job_id: Any, first_seq: int, last_seq: int, *, using: str = "default") -> int:
     """Release the target reservations of one done chunk; return how many."""
     with connections[using].cursor() as cursor:
-        cursor.execute(query("release_chunk"), [str(job_id), first_seq, last_seq])
+        cursor.execute(query("release_chunk"), {"job_id": str(job_id), "first": first_seq,
+                                                 "last": last_seq})
         return cursor.rowcount
 
 

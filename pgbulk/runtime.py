@@ -77,7 +77,7 @@ class JobRuntime:
         self.side = side_alias(using) if separate else using
         self.token: int | None = None
         self._registered: set[tuple[str, str]] = set()
-        self._sweep_clock = Every(float(pgbulk_settings.CLEANUP_SCHEDULE_INTERVAL), first=False)
+        self._sweep_clock = Every(pgbulk_settings.CLEANUP_SCHEDULE_INTERVAL, first=False)
 
     @property
     def separate(self) -> bool:

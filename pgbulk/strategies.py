@@ -152,7 +152,7 @@ class UpdateOperation(Operation):
         if self.job.params.get("chunk_size"):
             return super().chunk_size
         if self.strategy == "queryset":
-            return int(pgbulk_settings.QUERYSET_CHUNK_SIZE)
+            return pgbulk_settings.QUERYSET_CHUNK_SIZE
         return super().chunk_size
 
     @property

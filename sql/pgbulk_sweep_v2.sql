@@ -81,7 +81,7 @@ BEGIN
         ELSE
             -- One task per runner slot (runner 0's is the job's own task).
             new_tasks := procrastinate_defer_jobs_v1(ARRAY(
-                SELECT ROW(coalesce(dead.queue_name, 'pgbulk'), dead.task_name, 0, NULL, NULL,
+                SELECT ROW(coalesce(dead.queue_name, dead.params->>'queue', 'pgbulk'), dead.task_name, 0, NULL, NULL,
                            CASE WHEN r = 0 THEN jsonb_build_object('job_id', dead.id::text)
                                 ELSE jsonb_build_object('job_id', dead.id::text, 'runner', r) END,
                            NULL)::procrastinate_job_to_defer_v1

@@ -9,7 +9,7 @@ SELECT (procrastinate_defer_jobs_v1(ARRAY[ROW(
 
 -- name: lock_model
 -- Serialise reservations of one model until the end of the transaction.
-SELECT pg_advisory_xact_lock(pgbulk_model_lock_key(%s));
+SELECT pg_advisory_xact_lock(pgbulk_model_lock_key(%(model)s));
 
 -- name: reserve_selection
 -- Reserve every record of a selection for a job, one row each (keys that are
@@ -96,17 +96,17 @@ ORDER BY overlap DESC;
 
 -- name: next_seq
 -- The ordinal of a job's last reserved record (its rows are numbered after it).
-SELECT coalesce(max(seq + span - 1), 0) FROM pgbulk_reservation WHERE job_id = %s::uuid;
+SELECT coalesce(max(seq + span - 1), 0) FROM pgbulk_reservation WHERE job_id = %(job_id)s::uuid;
 
 -- name: release_chunk
 -- Release the target reservations of one finished chunk (how many: the caller
 -- checks they were all still there).
 DELETE FROM pgbulk_reservation
-WHERE job_id = %s::uuid AND seq BETWEEN %s AND %s AND is_target;
+WHERE job_id = %(job_id)s::uuid AND seq BETWEEN %(first)s AND %(last)s AND is_target;
 
 -- name: release_job
 -- Release every reservation of a job.
-DELETE FROM pgbulk_reservation WHERE job_id = %s::uuid;
+DELETE FROM pgbulk_reservation WHERE job_id = %(job_id)s::uuid;
 
 -- name: claim_job
 -- Mark a job running under a run token and return the token (its attempt). A

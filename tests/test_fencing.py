@@ -543,3 +543,24 @@ def test_sigterm_then_sigkill_at_random_points_with_the_sweep_every_second(spawn
     finally:
         stop.set()
         sweeper.join()
+
+
+def test_a_job_resumed_without_its_old_task_goes_back_to_its_own_queue(settings):
+    settings.PGBULK = {**settings.PGBULK, "QUEUE": "own-queue"}
+    ids = make_books(10)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 2}, atomic=False,
+                             run="async")
+    Job.objects.filter(pk=job.pk).update(status="running")
+    with connection.cursor() as cursor:  # its task row is gone, as after a cleanup
+        cursor.execute("ALTER TABLE procrastinate_jobs DISABLE TRIGGER pgbulk_task_deleted")
+        try:
+            cursor.execute("DELETE FROM procrastinate_jobs WHERE id = %s",
+                           [job.procrastinate_job_id])
+        finally:
+            cursor.execute("ALTER TABLE procrastinate_jobs ENABLE TRIGGER pgbulk_task_deleted")
+    assert sweep()["resumed"] == [str(job.id)]
+    job.refresh_from_db()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT queue_name FROM procrastinate_jobs WHERE id = %s",
+                       [job.procrastinate_job_id])
+        assert cursor.fetchone() == ("own-queue",)
