@@ -49,7 +49,7 @@ def cancel(job: Job, by: Any = None) -> bool:
 def queued_cancel_message(job: Job) -> str:
     if not job.done:
         return "Cancelled before it started; nothing was changed."
-    return (f"Cancelled while waiting to resume: {job.done} of {job.total} records were "
+    return (f"Cancelled while waiting to resume: {job.done:,} of {job.total:,} records were "
             "changed, the rest were not.")
 
 

@@ -93,7 +93,7 @@ def run_to_outcome(handle: JobHandle) -> Outcome:
         if handle.atomic:
             return Status.CANCELLED, "Cancelled; all its changes were rolled back: nothing was changed."
         read_committed(handle)
-        return Status.CANCELLED, (f"Cancelled after {job.done} of {job.total} records; "
+        return Status.CANCELLED, (f"Cancelled after {job.done:,} of {job.total:,} records; "
                                   "the rest were not changed.")
     except RecordFailed as error:
         logger.warning("pgbulk: job %s failed: %s", job.id, error)
@@ -140,10 +140,11 @@ def conclude(handle: JobHandle, result: Any) -> None:
     read_committed(handle)
     if job.failed_count:
         finish(handle, Status.FAILED,
-               f"{job.failed_count} of {job.total} records failed; {job.done} changed.")
+               f"{job.failed_count:,} of {job.total:,} records failed; {job.done:,} changed.")
     else:
         verb = {"update": "Changed", "delete": "Deleted"}.get(job.kind, "Done:")
-        message = result if isinstance(result, str) else f"{verb} {job.done} of {job.total}."
+        message = (result if isinstance(result, str)
+                   else f"{verb} {job.done:,} of {job.total:,} records.")
         finish(handle, Status.SUCCEEDED, message)
 
 
@@ -183,5 +184,5 @@ def failure_message(handle: JobHandle, error: BaseException) -> str:
         suffix = " Nothing was changed." if handle.atomic else ""
         return f"{job.model} {error}.{suffix}"
     suffix = " Nothing was changed." if handle.atomic else (
-        f" {job.done} of {job.total} records were changed before it stopped.")
+        f" {job.done:,} of {job.total:,} records were changed before it stopped.")
     return f"{type(error).__name__}: {error}{suffix}"

@@ -13,7 +13,7 @@ from pgbulk.strategies import operation_for
 from pgbulk.sweep import sweep_cron
 
 
-def apply_operation(job: JobHandle) -> str:
+def apply_operation(job: JobHandle) -> None:
     """Walk the reserved records chunk by chunk and update or delete them."""
     operation = operation_for(job.job, job.using)
     operation.tick = job.tick
@@ -27,18 +27,17 @@ def apply_operation(job: JobHandle) -> str:
         if errors and job.atomic:
             raise RecordFailed(errors)
         job.advance(changed)
-    verb = "Deleted" if job.job.kind == "delete" else "Changed"
-    return f"{verb} {job.job.done} of {job.job.total} records."
+    # The job's message is made from its committed counts (all its runners').
 
 
 @job_task(name="pgbulk.tasks.bulk_update_task")
-def bulk_update_task(job: JobHandle) -> str:
+def bulk_update_task(job: JobHandle) -> None:
     """Apply a bulk update job (see pgbulk.bulk_update)."""
     return apply_operation(job)
 
 
 @job_task(name="pgbulk.tasks.bulk_delete_task")
-def bulk_delete_task(job: JobHandle) -> str:
+def bulk_delete_task(job: JobHandle) -> None:
     """Apply a bulk delete job (see pgbulk.bulk_delete)."""
     return apply_operation(job)
 

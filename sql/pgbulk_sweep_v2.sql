@@ -60,7 +60,7 @@ BEGIN
         -- Fresh read: a runner may have claimed the job since pg_locks was read.
         CONTINUE WHEN pgbulk_job_alive_v2(dead.id);
         was := CASE WHEN dead.atomic THEN 'nothing was changed'
-                    ELSE dead.done || ' of ' || dead.total || ' records were changed' END;
+                    ELSE to_char(dead.done, 'FM999,999,999,990') || ' of ' || to_char(dead.total, 'FM999,999,999,990') || ' records were changed' END;
         IF dead.cancel_requested THEN
             UPDATE pgbulk_job SET status = 'cancelled', finished_at = now(), attempt = attempt + 1,
                 done = CASE WHEN dead.atomic THEN 0 ELSE done END,
@@ -92,7 +92,7 @@ BEGIN
             WHERE t.id = ANY(new_tasks) AND NOT t.args ? 'runner';
             UPDATE pgbulk_job SET status = 'queued', procrastinate_job_id = new_task,
                 attempt = attempt + 1,
-                message = 'Worker lost after ' || dead.done || ' of ' || dead.total
+                message = 'Worker lost after ' || to_char(dead.done, 'FM999,999,999,990') || ' of ' || to_char(dead.total, 'FM999,999,999,990')
                           || ' records; resuming where it stopped (resume ' || (dead.attempt + 1)
                           || ' of ' || max_resumes || ').'
             WHERE id = dead.id;
@@ -150,7 +150,7 @@ BEGIN
                     THEN 'The process that launched this job stopped before running it: '
                     ELSE 'Its queued task was cancelled, aborted, failed or deleted before it ran: ' END
                 || CASE WHEN j.done = 0 THEN 'nothing was changed.'
-                        ELSE j.done || ' of ' || j.total || ' records were changed, the rest were not.' END
+                        ELSE to_char(j.done, 'FM999,999,999,990') || ' of ' || to_char(j.total, 'FM999,999,999,990') || ' records were changed, the rest were not.' END
         FROM gone WHERE j.id = gone.id AND NOT pgbulk_job_alive_v2(j.id) RETURNING j.id
     )
     SELECT coalesce(array_agg(id), '{}') INTO abandoned FROM updated;

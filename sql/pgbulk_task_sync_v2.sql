@@ -23,7 +23,7 @@ BEGIN
                            ELSE 'Its task ended (' || task_status || ') without finishing the job: ' END
                       || CASE WHEN coalesce((params->>'atomic')::boolean, true) OR done = 0
                               THEN 'nothing was changed.'
-                              ELSE done || ' of ' || total || ' records were changed, the rest were not.' END
+                              ELSE to_char(done, 'FM999,999,999,990') || ' of ' || to_char(total, 'FM999,999,999,990') || ' records were changed, the rest were not.' END
         WHERE procrastinate_job_id = task_id
           AND (status = 'queued' OR (status = 'running'
                AND coalesce((params->>'atomic')::boolean, true)))
