@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import apps
+from django.conf import settings as django_settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connection, connections
@@ -29,7 +30,7 @@ def check_configuration(app_configs=None, **kwargs) -> list[checks.CheckMessage]
         problems.append(checks.Error(
             _("pgbulk needs PostgreSQL."), hint=_("Point DATABASES['default'] at PostgreSQL."),
             id="pgbulk.E001"))
-    problems += setting_problems()
+    problems += setting_problems() + isolation_problems()
     if any(p.id == "pgbulk.E005" for p in problems):
         return problems  # the checks below read settings that cannot be read
     if pgbulk_settings.ASYNC_ENABLED and not apps.is_installed("procrastinate.contrib.django"):
@@ -44,6 +45,22 @@ def check_configuration(app_configs=None, **kwargs) -> list[checks.CheckMessage]
                 "asked": f"{interval:g}", "runs": schedule_interval(interval)},
             hint=_("Pick a divisor of a minute, of an hour or of a day (e.g. 30, 60, 300, "
                    "3600)."), id="pgbulk.W003"))
+    return problems
+
+
+def isolation_problems() -> list[checks.CheckMessage]:
+    """Databases configured above READ COMMITTED (E006): reservations need it."""
+    problems: list[checks.CheckMessage] = []
+    for alias, database in django_settings.DATABASES.items():
+        level = (database.get("OPTIONS") or {}).get("isolation_level")
+        if level is not None and str(getattr(level, "name", level)).upper().replace(
+                " ", "_") not in ("1", "READ_COMMITTED"):
+            problems.append(checks.Error(
+                _("DATABASES['%(alias)s'] runs transactions at isolation level %(level)s: pgbulk "
+                  "reserves records in READ COMMITTED transactions.") % {
+                    "alias": alias, "level": getattr(level, "name", level)},
+                hint=_("Remove OPTIONS['isolation_level'], or set it to READ COMMITTED."),
+                id="pgbulk.E006"))
     return problems
 
 

@@ -17,7 +17,13 @@ from pgbulk import describe, progress
 from pgbulk.conf import pgbulk_settings
 from pgbulk.job_status import JobStatus, cancel_question, duration_text, job_status
 from pgbulk.models import Job, Status
-from pgbulk.permissions import can_cancel, sees_others, visible_jobs
+from pgbulk.permissions import (
+    can_cancel,
+    can_view_records,
+    public_progress,
+    sees_others,
+    visible_jobs,
+)
 
 PER_PAGE = 25
 #: Seconds between two refreshes: while a job shown is active, and otherwise (to
@@ -58,7 +64,8 @@ def filtered(request: HttpRequest) -> tuple[Any, dict[str, str]]:
 
 
 def row(request: HttpRequest, job: Job) -> Row:
-    data = progress.snapshot(job)
+    data = public_progress(progress.snapshot(job), job,
+                           can_view_records(request.user, job.model))
     end = job.finished_at or timezone.now()
     duration = (end - job.started_at).total_seconds() if job.started_at else None
     summary = describe.summary(job)

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from pgbulk import locks, progress
 from pgbulk.cancel import cancel  # noqa: F401  (moved to pgbulk.cancel; the old name stays)
+from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import JobCancelled, JobFenced, JobShutdown, RecordFailed
 from pgbulk.job_tasks import REGISTRY, JobHandle
 from pgbulk.models import Job, Status
@@ -77,6 +78,8 @@ def run_to_outcome(handle: JobHandle) -> Outcome:
     try:
         run_body(handle)
         return None
+    except JobFenced:
+        raise  # the job is not ours any more: record nothing
     except JobShutdown:
         logger.warning("pgbulk: job %s stopped by a worker shutdown; the sweep will %s it",
                        job.id, "fail" if handle.atomic else "resume")
@@ -90,11 +93,13 @@ def run_to_outcome(handle: JobHandle) -> Outcome:
         logger.exception("pgbulk: job %s failed", job.id)
         return Status.FAILED, failure_message(handle, error)
     except JobCancelled:
+        reason = stop_reason(job)
         if handle.atomic:
-            return Status.CANCELLED, "Cancelled; all its changes were rolled back: nothing was changed."
+            return Status.CANCELLED, (f"{reason}Cancelled; all its changes were rolled back: "
+                                      "nothing was changed.")
         read_committed(handle)
-        return Status.CANCELLED, (f"Cancelled after {job.done:,} of {job.total:,} records; "
-                                  "the rest were not changed.")
+        return Status.CANCELLED, (f"{reason}Cancelled after {job.done:,} of {job.total:,} "
+                                  "records; the rest were not changed.")
     except RecordFailed as error:
         logger.warning("pgbulk: job %s failed: %s", job.id, error)
         return Status.FAILED, failure_message(handle, error)
@@ -104,9 +109,25 @@ def run_to_outcome(handle: JobHandle) -> Outcome:
 
 
 def read_committed(handle: JobHandle) -> None:
-    """A chunked job's counts are what its chunks committed (its other runners' too)."""
-    if not handle.atomic:
-        handle.job.refresh_from_db(fields=["done", "failed_count", "errors", "total"])
+    """A chunked job's counts: what its chunks committed (its other runners' too), and
+    what this runner counted since (committed when it finishes)."""
+    if handle.atomic:
+        return
+    job = handle.job
+    job.refresh_from_db(fields=["done", "failed_count", "errors", "total"])
+    job.done += handle.pending[0]
+    job.failed_count += handle.pending[1]
+    job.errors = (job.errors + handle.new_errors)[:pgbulk_settings.MAX_RECORDED_ERRORS]
+
+
+def stop_reason(job: Job) -> str:
+    """Why a job was stopped, when it was not a person: the time limit (MAX_TASK_DURATION)."""
+    current = Job.objects.using(job._state.db).filter(pk=job.pk).values(
+        "message", "cancelled_by_id").first()
+    if current and current["cancelled_by_id"] is None and current["message"].startswith(
+            "Running longer than"):
+        return current["message"].replace("asked to stop.", "stopped. ")
+    return ""
 
 
 def run_body(handle: JobHandle) -> None:
@@ -138,7 +159,12 @@ def conclude(handle: JobHandle, result: Any) -> None:
     """Finish a job whose body returned: failed if any record failed, else succeeded."""
     job = handle.job
     read_committed(handle)
-    if job.failed_count:
+    processed = job.done + job.failed_count
+    if job.kind in ("update", "delete") and not handle.atomic and processed != job.total:
+        finish(handle, Status.FAILED,
+               f"Only {processed:,} of the {job.total:,} reserved records were processed "
+               f"(their reservations vanished); {job.done:,} changed.")
+    elif job.failed_count:
         finish(handle, Status.FAILED,
                f"{job.failed_count:,} of {job.total:,} records failed; {job.done:,} changed.")
     else:
@@ -155,8 +181,10 @@ def finish(handle: JobHandle, status: str, message: str) -> None:
     if handle.atomic and status != Status.SUCCEEDED:
         job.done = 0  # everything rolled back
     counts = ({"done": job.done, "failed_count": job.failed_count, "errors": job.errors}
-              if handle.atomic else {})  # a chunked job's counts are on its row already
+              if handle.atomic else {})  # a chunked job's counts are on its row (and below)
     with transaction.atomic(using=using):
+        if not handle.atomic:
+            handle.commit_pending()  # what it counted since its last chunk
         handle.runtime.update_job(
             status=status, message=message, finished_at=timezone.now(), **counts)
         handle.flush_errors(using)

@@ -132,7 +132,9 @@ def cancelled_text(job: Job, done: int, total: int) -> str:
     who = job.cancelled_by.get_username() if job.cancelled_by else ""
     when = at_time(job.cancelled_at) if job.cancelled_at else ""
     text = _("Cancelled")
-    if who and when:
+    if not who and job.message.startswith("Running longer than"):  # the sweep's time limit
+        text = _("Stopped: it ran longer than the time limit")
+    elif who and when:
         text = _("Cancelled by %(user)s at %(time)s") % {"user": who, "time": when}
     elif when:
         text = _("Cancelled at %(time)s") % {"time": when}

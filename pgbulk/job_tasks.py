@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.db import DatabaseError, transaction
+from django.db import Error, transaction
 from django.db.models import Model
 
 from pgbulk import locks, progress
@@ -133,9 +133,9 @@ class JobHandle:
         self.walked = 0  # target records handed to the body by chunk_rows()
         self.walk_complete = False
         self.new_errors: list[ErrorEntry] = []  # not yet written to the error table
-        # done and failed_count when this runner's open transaction began (its chunk,
-        # or an atomic job's whole run): what it has in flight is counted from there.
-        self.base = (job.done, job.failed_count)
+        # What this runner counted (done, failed) that is not on the job row yet: its
+        # open chunk's, anything counted between chunks, or an atomic job's whole run.
+        self.pending = [0, 0]
         self._message_shown: str | None = None
         self._write_tick, self._check_tick = Every(TICK), Every(TICK)
 
@@ -158,7 +158,8 @@ class JobHandle:
         """
         if total is not None and total != self.job.total:
             self.set_total(total)
-        self.job.done = max(self.job.done, int(done))
+        before, self.job.done = self.job.done, max(self.job.done, int(done))
+        self.pending[0] += self.job.done - before
         self.message = message or self.message
         self.publish(force=bool(message) or self.job.done >= self.job.total)
 
@@ -174,8 +175,7 @@ class JobHandle:
         job's message when it changed (at most every TICK unless forced)."""
         if not force and not self._write_tick.due():
             return
-        done, failed = self.job.done - self.base[0] + in_flight, self.job.failed_count - self.base[1]
-        self.runtime.write_in_flight(done, failed)
+        self.runtime.write_in_flight(self.pending[0] + in_flight, self.pending[1])
         message = self.message or ""
         if force or message != self._message_shown:
             progress.write(self.job, self.job.done + in_flight, self.job.failed_count,
@@ -187,6 +187,7 @@ class JobHandle:
         """Record failed records (``{pk, record, field, message}``); the job will end failed."""
         cap = pgbulk_settings.MAX_RECORDED_ERRORS
         self.job.failed_count += len(errors)
+        self.pending[1] += len(errors)
         self.job.errors = (self.job.errors + errors)[:cap]
         self.new_errors.extend(errors)
 
@@ -262,8 +263,8 @@ class JobHandle:
                 continue
             number = (first - 1) // size
             after = (number + 1) * size
-            self.base = (self.job.done, self.job.failed_count)
-            before = (*self.base, self.job.errors, len(self.new_errors))
+            before = (self.job.done, self.job.failed_count, self.job.errors,
+                      len(self.new_errors), list(self.pending))
             try:
                 with transaction.atomic(using=self.using):
                     rows = locks.claim_chunk(self.job.id, number, size, using=self.using)
@@ -272,23 +273,30 @@ class JobHandle:
                     progressed = True
                     self.walked += locks.record_count(rows)
                     yield rows
-                    self.commit_chunk(rows, before)
+                    self.commit_chunk(rows)
             except BaseException:
                 self.job.done, self.job.failed_count, self.job.errors = before[:3]
                 del self.new_errors[before[3]:]
-                with contextlib.suppress(DatabaseError):  # never hide why the chunk stopped
+                self.pending = before[4]
+                with contextlib.suppress(Error):  # never hide why the chunk stopped
                     self.publish(force=True)
                 raise
 
-    def commit_chunk(self, rows: list[locks.Row], before: tuple) -> None:
-        """In the chunk's transaction: release its records (all of them must still be
-        reserved), add its counts and errors to the job, if the attempt is still ours."""
+    def commit_chunk(self, rows: list[locks.Row]) -> None:
+        """In the chunk's transaction: add what this runner counted to the job (if the
+        attempt is still ours: the job row first, as finish() does), then release the
+        chunk's records, all of which must still be reserved."""
+        self.commit_pending()
         released = locks.release_chunk(self.job.id, rows[0][0], rows[-1][0], using=self.using)
         if released != len(rows):
             raise JobFenced(f"job {self.job.id}: a chunk was done by another runner")
-        self.runtime.commit_counts(self.job.done - before[0], self.job.failed_count - before[1],
-                                   self.new_errors[before[3]:])
+
+    def commit_pending(self) -> None:
+        """In the caller's transaction: add the pending counts and errors to the job row
+        and the error table (JobFenced if this runner's attempt is over)."""
+        self.runtime.commit_counts(self.pending[0], self.pending[1], self.new_errors)
         self.flush_errors(self.using)
+        self.pending = [0, 0]
 
     def chunks(self, size: int | None = None) -> Iterator[list[Any]]:
         """Chunks of primary keys of the reserved records (of the job's model)."""

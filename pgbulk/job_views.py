@@ -26,7 +26,7 @@ from pgbulk import describe, progress, record_errors
 from pgbulk.dashboard import dashboard_context
 from pgbulk.job_status import cancel_question, duration_text, job_status
 from pgbulk.models import Job
-from pgbulk.permissions import can_cancel, can_view_records, get_visible_job
+from pgbulk.permissions import can_cancel, can_view_records, get_visible_job, public_progress
 
 #: Variants of the progress fragment: in the bulk modal, on the detail page, in a banner.
 VARIANTS = ("modal", "detail", "compact")
@@ -46,9 +46,9 @@ def wants_json(request: HttpRequest) -> bool:
 
 def progress_context(request: HttpRequest, job: Job, variant: str = "modal") -> dict[str, Any]:
     """What ``pgbulk/progress.html`` needs for one job (read once, shown as it is)."""
-    data = progress.snapshot(job)
     user: Any = request.user
     readable = can_view_records(user, job.model)
+    data = public_progress(progress.snapshot(job), job, readable)
     summary = describe.summary(job)
     context = {
         "job": job, "progress": data, "status": job_status(job, data), "variant": variant,
@@ -84,10 +84,7 @@ def render_progress(request: HttpRequest, job: Job, variant: str) -> HttpRespons
     """The progress fragment; for HTMX, 286 (stop polling) and ``pgbulk-done`` once over."""
     context = progress_context(request, job, variant)
     if wants_json(request):
-        data = dict(context["progress"])
-        if not context["records_readable"]:
-            data["errors"] = []
-        return JsonResponse(data)
+        return JsonResponse(context["progress"])
     template = "pgbulk/bulk_started.html" if request.GET.get("open") else "pgbulk/progress.html"
     content = render_to_string(template, context, request)
     if not (job.is_terminal and htmx(request)):
@@ -123,7 +120,8 @@ def job_cancel(request: HttpRequest, job_id) -> HttpResponse:
         raise PermissionDenied(_("You may not cancel this job."))
     job.cancel(by=request.user)
     if wants_json(request):
-        return JsonResponse(progress.snapshot(job))
+        return JsonResponse(public_progress(
+            progress.snapshot(job), job, can_view_records(request.user, job.model)))
     if htmx(request):
         return render_progress(request, job, variant_of(request))
     target = request.POST.get("next", "")

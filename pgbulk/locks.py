@@ -107,6 +107,7 @@ def reserve(
     if not is_target:
         sel_sql, sel_params = _not_yet_held(job_id, label, sel_sql, sel_params, spans)
     with connections[using].cursor() as cursor:
+        check_isolation(cursor)
         cursor.execute(query("lock_model"), {"model": label})
         cursor.execute(query("lock_job_seq"), {"job_id": str(job_id)})
         cursor.execute(query("next_seq"), {"job_id": str(job_id)})
@@ -119,23 +120,45 @@ def reserve(
             insert = query("reserve_selection").replace("{selection}", sel_sql)
             params = [*head, *sel_params]
         for _attempt in range(3):
-            try:
-                with transaction.atomic(using=using):
-                    cursor.execute(insert, params)
-                    if not spans:
-                        return cursor.rowcount
-                    if exclusive and overlaps(cursor, job_id, offset):
-                        raise IntegrityError(UNIQUE_RECORD)
-                    cursor.execute(query("reserved_since"), {"job_id": str(job_id),
-                                                             "offset": offset})
-                    return cursor.fetchone()[0]
-            except IntegrityError as error:
-                if UNIQUE_RECORD not in str(error):
-                    raise
+            count = insert_reservations(cursor, insert, params, spans=spans, job_id=job_id,
+                                        offset=offset, exclusive=exclusive, using=using)
+            if count is not None:
+                return count
             conflicts = conflict_report(job_id, queryset, using=using)
             if conflicts:  # else the holder released meanwhile: try again
                 raise ConflictError(conflicts)
     raise ConflictError([])
+
+
+def insert_reservations(cursor, insert: str, params: list[Any], *, spans: bool, job_id: Any,
+                        offset: int, exclusive: bool, using: str) -> int | None:
+    """Insert a job's reservations in a savepoint: how many records they hold, or None
+    (and nothing written) if they overlap another job's."""
+    try:
+        with transaction.atomic(using=using):
+            cursor.execute(insert, params)
+            if not spans:
+                return cursor.rowcount
+            if exclusive and overlaps(cursor, job_id, offset):
+                transaction.set_rollback(True, using=using)
+                return None
+            cursor.execute(query("reserved_since"), {"job_id": str(job_id), "offset": offset})
+            return cursor.fetchone()[0]
+    except IntegrityError as error:  # one row per key: the unique index found the overlap
+        if UNIQUE_RECORD not in str(error):
+            raise
+        return None
+
+
+def check_isolation(cursor) -> None:
+    """Reservations exclude each other through a lock and a look at what is reserved:
+    that look must see what other launches committed while we waited for the lock."""
+    cursor.execute(query("isolation_level"))
+    level = cursor.fetchone()[0]
+    if level != "read committed":
+        raise ImproperlyConfigured(
+            f"pgbulk reserves records in READ COMMITTED transactions; this one is {level} "
+            "(check DATABASES[...]['OPTIONS']['isolation_level']).")
 
 
 def overlaps(cursor, job_id: Any, offset: int) -> bool:
@@ -166,7 +189,9 @@ def conflict_report(job_id: Any, queryset: QuerySet, *, using: str = "default") 
         .replace("{username}", quote(model_field(user_model, user_model.USERNAME_FIELD).column))
     )
     with connections[using].cursor() as cursor:
-        cursor.execute(sql, [lock_label(queryset.model), str(job_id), *sel_params])
+        head = [lock_label(queryset.model), str(job_id)]
+        params = [*sel_params, *head] if name == "conflict_report_spans" else [*head, *sel_params]
+        cursor.execute(sql, params)
         return [
             {"job_id": str(row[0]), "user": row[1], "count": row[2]}
             for row in cursor.fetchall()

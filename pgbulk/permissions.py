@@ -64,3 +64,14 @@ def can_view_records(user: Any, model_label: str) -> bool:
         return bool(user.is_superuser)
     return user.has_perm(f"{opts.app_label}.view_{opts.model_name}") or user.has_perm(
         f"{opts.app_label}.change_{opts.model_name}")
+
+
+def public_progress(data: dict[str, Any], job: Job, readable: bool) -> dict[str, Any]:
+    """What a user who may not view the model's records may read of a job's progress:
+    no per-record errors, and no message that quotes a failing record."""
+    if readable:
+        return data
+    quotes_a_record = job.status == "failed" and (job.failed_count or job.errors)
+    return {**data, "errors": [],
+            "message": _("Records failed; you may not see them.") if quotes_a_record
+            else data["message"]}

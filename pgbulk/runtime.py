@@ -10,18 +10,22 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from django.db import connections, transaction
+from django.db import OperationalError, connections, transaction
 from django.db.models import Model
 
 from pgbulk import locks
 from pgbulk.conf import pgbulk_settings
-from pgbulk.exceptions import ErrorEntry, JobFenced
+from pgbulk.exceptions import ErrorEntry, JobFenced, PgbulkError
 from pgbulk.sqlfiles import query
 
 if TYPE_CHECKING:
     from pgbulk.models import Job
 
 logger = logging.getLogger("pgbulk")
+
+#: Longest a registration waits for another launch on the same model.
+REGISTER_WAIT = "5s"
+LOCK_NOT_AVAILABLE = "55P03"
 
 _current: contextvars.ContextVar[JobRuntime | None] = contextvars.ContextVar(
     "pgbulk_job", default=None
@@ -76,6 +80,8 @@ class JobRuntime:
         # connection yet, so everything stays on the caller's connection.
         self.side = side_alias(using) if separate else using
         self.token: int | None = None
+        self.outer = _current.get()  # the job this one runs inside, if any (a nested run)
+        self.locked = False
         self._registered: set[tuple[str, str]] = set()
         self._sweep_clock = Every(pgbulk_settings.CLEANUP_SCHEDULE_INTERVAL, first=False)
 
@@ -89,7 +95,8 @@ class JobRuntime:
         name = "try_job_lock" if self.separate else "try_job_xact_lock"
         with connections[self.side].cursor() as cursor:
             cursor.execute(query(name), self.key)
-            return bool(cursor.fetchone()[0])
+            self.locked = bool(cursor.fetchone()[0])
+        return self.locked
 
     @property
     def key(self) -> dict[str, Any]:
@@ -159,20 +166,48 @@ class JobRuntime:
         wanted = [pk for pk in pks if (label, str(pk)) not in self._registered]
         if not wanted:
             return 0
-        with transaction.atomic(using=self.side):
-            count = locks.reserve(
-                self.job.id,
-                model._base_manager.using(self.side).filter(pk__in=wanted),
-                using=self.side,
-                is_target=False,
-                exclusive=self.job.params.get("conflict_checking", True),
-            )
+        try:
+            with transaction.atomic(using=self.side):
+                self.guard_registration()
+                count = locks.reserve(
+                    self.job.id,
+                    model._base_manager.using(self.side).filter(pk__in=wanted),
+                    using=self.side,
+                    is_target=False,
+                    exclusive=self.job.params.get("conflict_checking", True),
+                )
+        except OperationalError as error:
+            if getattr(error.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+            raise PgbulkError(
+                f"Could not reserve {model._meta.verbose_name_plural} under this job: a launch "
+                f"on them did not finish within {REGISTER_WAIT}.") from None
         self._registered.update((label, str(pk)) for pk in wanted)
         return count
 
+    def guard_registration(self) -> None:
+        """In the side transaction: wait at most REGISTER_WAIT for other launches (a
+        launch this job's own transaction started would never end), and reserve only
+        while this runner's attempt is current."""
+        with connections[self.side].cursor() as cursor:
+            if self.separate:  # never change the lock timeout of a caller's transaction
+                cursor.execute(query("register_guard"), {"wait": REGISTER_WAIT})
+            cursor.execute(query("runner_current"), {"job_id": str(self.job.id),
+                                                     "attempt": self.token})
+            if cursor.fetchone() is None:
+                raise JobFenced(f"job {self.job.id}: attempt {self.token} is no longer current")
+
     def close(self) -> None:
-        if self.separate:
-            connections[self.side].close()  # ends the session: releases the liveness lock
+        """Give up the liveness lock: end the side session, or, in a run nested in
+        another job's run on the same side connection, release only this lock."""
+        if not self.separate:
+            return
+        if self.outer is not None and self.outer.side == self.side:
+            if self.locked:
+                with connections[self.side].cursor() as cursor:
+                    cursor.execute(query("unlock_job"), self.key)
+            return
+        connections[self.side].close()  # ends the session: releases the liveness lock
 
 
 @contextmanager

@@ -1,5 +1,7 @@
 -- migrate:up
--- pgbulk_sweep_v2: the database-side safety net. Single-runner (advisory
+-- pgbulk_sweep_v2: the database-side safety net. (conflict_ttl is accepted for
+-- the settings PowerCRUD users carry over; liveness being a database fact, a job
+-- nobody runs is dealt with at the first sweep, so it has no effect.) Single-runner (advisory
 -- transaction lock), bounded batches, never blocks on a job row somebody holds
 -- (SKIP LOCKED) and never touches a live job: a job is alive while its liveness
 -- lock is held (pg_locks is read once per sweep, then once per dead candidate).
@@ -165,15 +167,16 @@ BEGIN
           AND coalesce(attempt_started_at, started_at) < now() - max_task_duration
         LIMIT batch FOR UPDATE SKIP LOCKED
     ), asked AS (
-        UPDATE pgbulk_job j SET cancel_requested = true, cancelled_at = now(),
+        UPDATE pgbulk_job j SET cancel_requested = true,
             message = 'Running longer than ' || max_task_duration::text || '; asked to stop.'
         FROM stuck WHERE j.id = stuck.id RETURNING j.id
     )
     SELECT coalesce(array_agg(id), '{}') INTO flagged FROM asked;
 
-    -- 4. Reservations of finished or missing jobs, and of running jobs nobody
-    --    holds since conflict_ttl: decided per job (a skip scan of the primary key
-    --    finds the distinct jobs), deleted by job through that index.
+    -- 4. Reservations of finished or missing jobs: decided per job (a skip scan
+    --    of the primary key finds the distinct jobs), deleted by job through that
+    --    index. A running job's reservations are never touched here: step 1 ends
+    --    or resumes a job nobody runs, under its row lock and a new run token.
     WITH RECURSIVE holders(job_id) AS (
         (SELECT r.job_id FROM pgbulk_reservation r ORDER BY r.job_id LIMIT 1)
         UNION ALL
@@ -183,9 +186,7 @@ BEGIN
     ), orphaned AS (
         SELECT h.job_id FROM holders h LEFT JOIN pgbulk_job j ON j.id = h.job_id
         WHERE h.job_id IS NOT NULL
-          AND (j.id IS NULL OR j.status IN ('succeeded', 'failed', 'cancelled')
-               OR (j.status = 'running' AND NOT pgbulk_runners_held(j.id, j.params, held)
-                   AND coalesce(j.attempt_started_at, j.started_at) < now() - conflict_ttl))
+          AND (j.id IS NULL OR j.status IN ('succeeded', 'failed', 'cancelled'))
         LIMIT batch
     )
     SELECT coalesce(array_agg(job_id), '{}') INTO orphaned_jobs FROM orphaned;

@@ -7,6 +7,10 @@ SELECT (procrastinate_defer_jobs_v1(ARRAY[ROW(
     %(queue)s, %(task_name)s, 0, NULL, NULL, %(args)s::jsonb, NULL
 )::procrastinate_job_to_defer_v1]))[1];
 
+-- name: isolation_level
+-- The isolation level of the current transaction.
+SELECT current_setting('transaction_isolation');
+
 -- name: lock_model
 -- Serialise reservations of one model until the end of the transaction.
 SELECT pg_advisory_xact_lock(pgbulk_model_lock_key(%(model)s));
@@ -81,22 +85,33 @@ GROUP BY r.job_id, u.{username}
 ORDER BY overlap DESC;
 
 -- name: conflict_report_spans
--- Which other jobs hold exclusive spans on records of a selection (integer keys).
--- params: model, job_id, then the selection's.
-SELECT r.job_id, u.{username}, count(*) AS overlap
-FROM pgbulk_reservation r
-JOIN pgbulk_job j ON j.id = r.job_id
+-- Which other jobs hold exclusive spans on records of a selection (integer keys):
+-- only spans within the selection's bounds are expanded into keys.
+-- params: the selection's, then model, job_id.
+WITH sel AS (
+    SELECT q.pk::bigint AS k FROM ({selection}) AS q(pk)
+), bounds AS (
+    SELECT min(k) AS lo, max(k) AS hi FROM sel
+), held AS (
+    SELECT r.job_id, coalesce(r.key_lo, r.object_pk::bigint) AS lo, r.span
+    FROM pgbulk_reservation r CROSS JOIN bounds b
+    WHERE r.exclusive AND r.model = %s AND r.job_id <> %s::uuid
+      AND coalesce(r.key_lo, r.object_pk::bigint) <= b.hi
+      AND coalesce(r.key_lo, r.object_pk::bigint) + r.span - 1 >= b.lo
+)
+SELECT h.job_id, u.{username}, count(*) AS overlap
+FROM held h
+JOIN pgbulk_job j ON j.id = h.job_id
 LEFT JOIN {user_table} u ON u.{user_key} = j.user_id
-CROSS JOIN LATERAL generate_series(coalesce(r.key_lo, r.object_pk::bigint),
-                                   coalesce(r.key_lo, r.object_pk::bigint) + r.span - 1) AS k
-WHERE r.exclusive AND r.model = %s AND r.job_id <> %s::uuid
-  AND k IN (SELECT q.pk::bigint FROM ({selection}) AS q(pk))
-GROUP BY r.job_id, u.{username}
+CROSS JOIN LATERAL generate_series(h.lo, h.lo + h.span - 1) AS k
+WHERE k IN (SELECT sel.k FROM sel)
+GROUP BY h.job_id, u.{username}
 ORDER BY overlap DESC;
 
 -- name: next_seq
 -- The ordinal of a job's last reserved record (its rows are numbered after it).
-SELECT coalesce(max(seq + span - 1), 0) FROM pgbulk_reservation WHERE job_id = %(job_id)s::uuid;
+SELECT coalesce((SELECT seq + span - 1 FROM pgbulk_reservation WHERE job_id = %(job_id)s::uuid
+                 ORDER BY seq DESC LIMIT 1), 0);
 
 -- name: release_chunk
 -- Release the target reservations of one finished chunk (how many: the caller
@@ -139,6 +154,19 @@ SELECT pg_try_advisory_lock(pgbulk_runner_lock_key(%(job_id)s::uuid, %(runner)s)
 -- Take the job's liveness lock until the end of the current transaction (a job
 -- run synchronously inside its caller's transaction).
 SELECT pg_try_advisory_xact_lock(pgbulk_runner_lock_key(%(job_id)s::uuid, %(runner)s));
+
+-- name: unlock_job
+-- Give up a runner's liveness lock without ending its session (a nested run).
+SELECT pg_advisory_unlock(pgbulk_runner_lock_key(%(job_id)s::uuid, %(runner)s));
+
+-- name: register_guard
+-- Wait at most this long for locks in the rest of the current transaction.
+SELECT set_config('lock_timeout', %(wait)s, true);
+
+-- name: runner_current
+-- Whether a runner's attempt is still current (kept so until the transaction ends).
+SELECT 1 FROM pgbulk_job
+WHERE id = %(job_id)s::uuid AND status = 'running' AND attempt = %(attempt)s FOR SHARE;
 
 -- name: lock_job_seq
 -- Serialise the numbering of one job's reservations (its runners may register

@@ -160,7 +160,7 @@ def test_a_job_task_from_the_toolbar_asks_first(page, worker):
     page.click("#pgbulk-modal button[type=submit]")
     page.wait_for_selector(f"{MODAL}[data-status=succeeded]")
     shot(page, "9-recalculated", full=False)
-    assert "Recalculated 120 prices." in page.inner_text(MODAL)
+    assert "Done: 120 of 120 records." in page.inner_text(MODAL)
 
 
 def test_worker_lost_shows_in_the_modal_then_what_the_sweep_did(page, start_worker, settings):

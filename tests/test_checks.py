@@ -148,3 +148,35 @@ def test_a_transaction_pooler_is_detected(pgbouncer):
     with psycopg.connect(direct, autocommit=True) as first, \
             psycopg.connect(direct, autocommit=True) as second:
         assert pooled_connection(first, second) is False
+
+
+@pytest.mark.django_db
+def test_a_database_above_read_committed_is_refused(settings):
+    from psycopg import IsolationLevel
+
+    from pgbulk.checks import isolation_problems
+
+    databases = {**settings.DATABASES}
+    databases["default"] = {**databases["default"],
+                            "OPTIONS": {"isolation_level": IsolationLevel.REPEATABLE_READ}}
+    settings.DATABASES = databases
+    (error,) = isolation_problems()
+    assert error.id == "pgbulk.E006" and "REPEATABLE_READ" in error.msg
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_launch_in_a_repeatable_read_transaction_is_refused():
+    from django.core.exceptions import ImproperlyConfigured
+    from django.db import transaction
+
+    import pgbulk
+    from pgbulk.models import Job
+    from testproject.library.models import Book
+    from tests.factories import make_books
+
+    ids = make_books(3)
+    with pytest.raises(ImproperlyConfigured, match="READ COMMITTED"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 2}, run="sync")
+    assert not Job.objects.exists()

@@ -564,3 +564,23 @@ def test_a_job_resumed_without_its_old_task_goes_back_to_its_own_queue(settings)
         cursor.execute("SELECT queue_name FROM procrastinate_jobs WHERE id = %s",
                        [job.procrastinate_job_id])
         assert cursor.fetchone() == ("own-queue",)
+
+
+def old_release_reserves(job: Job, pk: int) -> None:
+    """What a process of the previous release writes: one row per key, no span."""
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO pgbulk_reservation (job_id, seq, model, object_pk, is_target,"
+                       " exclusive, created_at) VALUES (%s, 1000, 'library.Book', %s, true,"
+                       " true, now())", [job.id, str(pk)])
+
+
+def test_reservations_of_the_previous_release_and_spans_exclude_each_other(held_queue):
+    ids = make_books(20, genre=False)
+    other = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[15:]), {"price": 1}, run="async")
+    old_release_reserves(other, ids[3])  # an old web process launched on book 3
+    with pytest.raises(pgbulk.ConflictError):
+        pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:10]), {"price": 2}, run="async")
+    spans = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[5:10]), {"price": 3}, run="async")
+    assert spans.status == "queued"
+    with pytest.raises(DatabaseError, match="pgbulk_reservation_record_uniq"):
+        old_release_reserves(other, ids[7])  # the old code's unique check sees the span

@@ -171,3 +171,21 @@ def test_job_admin_shows_staff_only_the_jobs_they_may_see(client, people, job):
     changelist = client.get("/admin/pgbulk/job/").content.decode()
     assert f"/admin/pgbulk/job/{mine.id}/change/" in changelist
     assert f"/admin/pgbulk/job/{job.id}/change/" not in changelist
+
+
+def test_a_failure_message_quoting_a_record_is_hidden_from_who_may_not_view_records(client):
+    from django.contrib.auth.models import User
+
+    owner = User.objects.create_user("owner-without-book-rights")
+    job = Job.objects.create(
+        kind="update", task_name="pgbulk.tasks.bulk_update_task", model="library.Book",
+        status="queued", total=3, user=owner)
+    Job.objects.filter(pk=job.pk).update(status="running")
+    Job.objects.filter(pk=job.pk).update(
+        status="failed", failed_count=1, message="library.Book record 7 (Secret title): boom.",
+        errors=[{"pk": "7", "record": "Secret title", "field": None, "message": "boom"}])
+    client.force_login(owner)
+    seen = client.get(f"/pgbulk/jobs/{job.id}/progress/", HTTP_ACCEPT="application/json").json()
+    assert "Secret" not in str(seen) and seen["errors"] == []
+    page = client.get(f"/pgbulk/jobs/{job.id}/").content.decode()
+    assert "Secret title" not in page

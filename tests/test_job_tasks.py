@@ -29,7 +29,7 @@ def test_progress_is_visible_and_locks_block_an_overlapping_bulk_edit(worker):
         pgbulk.bulk_update(Book.objects.filter(pk__in=ids[-10:]), {"price": 1}, run="sync")
     assert caught.value.conflicts[0]["job_id"] == str(job.id)
     job.wait(60)
-    assert job.status == "succeeded" and job.message == "Recalculated 1500 prices."
+    assert job.status == "succeeded" and job.message == "Done: 1,500 of 1,500 records."
     assert all(book.price == price_for(book)
                for book in Book.objects.filter(pk__in=ids).select_related("author"))
     assert reservation_count() == 0
@@ -120,3 +120,15 @@ def test_the_list_view_offers_the_task_and_the_dashboard_shows_it(client, settin
                       headers={"Accept": "application/json"}).json()
     assert data["status"] == "queued" and data["total"] == 25
     assert str(job.id)[:8] in client.get("/pgbulk/jobs/").content.decode()
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_chunked_task_counting_outside_chunks_ends_with_those_counts(worker):
+    """Its counts were only in memory (no chunk committed them): it ended "succeeded"
+    with 0 done and no failure."""
+    from testproject.library.tasks import counts_outside_chunks
+
+    job = AsyncManager().launch(counts_outside_chunks)
+    job.wait(30)
+    assert (job.status, job.done, job.failed_count) == ("failed", 2, 1), job.message
+    assert job.record_errors.get().record == "Thing X"

@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
         RunSQLFile("pgbulk_liveness_v2.sql", checksum="3093f1a5eccfd650"),
         RestoreSQLFileOnReverse("pgbulk_monitoring_v1.sql", checksum="6cd203b7a94fbab5"),
         RunSQLFile("pgbulk_runner_progress_v1.sql", checksum="5c9ba0a9a759672a"),
-        RunSQLFile("pgbulk_sweep_v2.sql", checksum="d3d8c6d5c5de2452"),
+        RunSQLFile("pgbulk_sweep_v2.sql", checksum="d5ca8fb3b49cbb0b"),
         RunSQLFile("pgbulk_task_sync_v2.sql", checksum="af66f9a1baa26ffd"),
         RunSQLFile("pgbulk_monitoring_v2.sql", checksum="6f9bdd9a03449142"),
     ]

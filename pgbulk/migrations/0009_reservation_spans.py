@@ -7,10 +7,11 @@ from pgbulk.migration_ops import RunSQLFile
 
 
 def spans_for_integer_keys(apps, schema_editor):
-    """Rows of jobs in flight: an integer key is a span of one."""
+    """Rows of jobs in flight: keyed on the model owning the primary key (proxies and
+    multi-table children used their own label), and an integer key is a span of one."""
     from django.apps import apps as project_apps
 
-    from pgbulk.locks import integer_keyed
+    from pgbulk.locks import integer_keyed, lock_label
 
     Reservation = apps.get_model("pgbulk", "Reservation")
     held = Reservation.objects.using(schema_editor.connection.alias).filter(key_lo__isnull=True)
@@ -19,8 +20,12 @@ def spans_for_integer_keys(apps, schema_editor):
             model = project_apps.get_model(label)
         except LookupError:
             continue
+        rows = held.filter(model=label)
+        if lock_label(model) != label:
+            rows.update(model=lock_label(model))
+            rows = held.filter(model=lock_label(model))
         if integer_keyed(model):
-            held.filter(model=label).update(key_lo=Cast("object_pk", models.BigIntegerField()))
+            rows.update(key_lo=Cast("object_pk", models.BigIntegerField()))
 
 
 class Migration(migrations.Migration):
@@ -47,6 +52,6 @@ class Migration(migrations.Migration):
                 condition=models.Q(("exclusive", True), ("key_lo__isnull", True)),
                 fields=("model", "object_pk"), name="pgbulk_reservation_record_uniq"),
         ),
-        RunSQLFile("pgbulk_spans_v1.sql", checksum="c3c8812b0e39eafc"),
+        RunSQLFile("pgbulk_spans_v1.sql", checksum="31f53386c6551cf1"),
         RunSQLFile("pgbulk_lock_summary_v2.sql", checksum="6db927f22fc7eaff"),
     ]
