@@ -36,9 +36,9 @@ def workers(start_worker, settings):
 
     yield start
     for worker in started:
-        if worker.process.poll() is None:
+        if worker.process.poll() is None:  # stopped cleanly: its coverage data is kept
             worker.process.send_signal(signal.SIGCONT)
-            worker.kill()
+            worker.stop()
 
 
 def runners_alive(job: Job) -> dict[int, str]:

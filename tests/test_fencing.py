@@ -59,9 +59,9 @@ def spawn(start_worker, settings):
 
     yield start
     for worker in started:
-        if worker.process.poll() is None:
+        if worker.process.poll() is None:  # stopped cleanly: its coverage data is kept
             worker.process.send_signal(signal.SIGCONT)
-            worker.kill()
+            worker.stop()
 
 
 @pytest.fixture
