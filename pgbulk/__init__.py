@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "bulk_update": "pgbulk.launch",
     "bulk_delete": "pgbulk.launch",
+    "undo": "pgbulk.undoing",
     "ConflictError": "pgbulk.exceptions",
     "BulkValidationError": "pgbulk.exceptions",
     "PgbulkError": "pgbulk.exceptions",
@@ -38,6 +39,7 @@ __all__ = [
     "job_task",
     "register_descendant_conflicts",
     "skip_nested_async",
+    "undo",
 ]
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from pgbulk.launch import bulk_delete, bulk_update
     from pgbulk.managers import AsyncManager
     from pgbulk.runtime import current_job, register_descendant_conflicts, skip_nested_async
+    from pgbulk.undoing import undo
 
 
 def __getattr__(name: str) -> Any:

@@ -9,6 +9,7 @@ ImproperlyConfigured error (and the system check ``pgbulk.E005``).
 from __future__ import annotations
 
 import functools
+import json
 import warnings
 from typing import Any, get_type_hints
 
@@ -46,6 +47,12 @@ DEFAULTS: dict[str, Any] = {
     "JOB_RETENTION": 30,
     # Dotted path of the AsyncManager class used by default.
     "ASYNC_MANAGER_DEFAULT": "pgbulk.managers.AsyncManager",
+    # Update jobs log each changed record's fields before and after (preview, undo).
+    "RECORD_CHANGES": True,
+    # Days a finished job's change log is kept (then the job can no longer be undone).
+    "CHANGE_RETENTION": 30,
+    # Fields left out of the change log, per model: {"app_label.Model": ["field", ...]}.
+    "CHANGE_LOG_EXCLUDE": {},
     # Per-record errors kept on a job (the count of failures is never capped).
     "MAX_RECORDED_ERRORS": 1000,
 }
@@ -81,6 +88,9 @@ class Settings:
     JOB_RETENTION: float  # days
     ASYNC_MANAGER_DEFAULT: str
     MAX_RECORDED_ERRORS: int
+    RECORD_CHANGES: bool
+    CHANGE_RETENTION: float  # days
+    CHANGE_LOG_EXCLUDE: dict  # {"app_label.Model": [field names]}
 
     def __getattr__(self, name: str) -> Any:
         name = RENAMED.get(name, name)
@@ -149,7 +159,20 @@ def _to_str(value: Any) -> str:
     return value
 
 
-_converters: dict[type, Any] = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}
-_described = {bool: "True or False", int: "a whole number", float: "a number", str: "a string"}
+def _to_field_lists(value: Any) -> dict[str, list[str]]:
+    """``{"app_label.Model": ["field", ...]}`` (JSON text too, from an environment variable)."""
+    if isinstance(value, str):
+        value = json.loads(value or "{}")
+    if not isinstance(value, dict) or not all(
+            isinstance(names, list | tuple) and all(isinstance(n, str) for n in names)
+            for names in value.values()):
+        raise TypeError(value)
+    return {str(label): list(names) for label, names in value.items()}
+
+
+_converters: dict[type, Any] = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str,
+                                dict: _to_field_lists}
+_described = {bool: "True or False", int: "a whole number", float: "a number", str: "a string",
+              dict: 'a dict of field name lists, {"app_label.Model": ["field", ...]}'}
 
 pgbulk_settings = Settings()

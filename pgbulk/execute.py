@@ -114,9 +114,10 @@ def read_committed(handle: JobHandle) -> None:
     if handle.atomic:
         return
     job = handle.job
-    job.refresh_from_db(fields=["done", "failed_count", "errors", "total"])
+    job.refresh_from_db(fields=["done", "failed_count", "skipped_count", "errors", "total"])
     job.done += handle.pending[0]
     job.failed_count += handle.pending[1]
+    job.skipped_count += handle.pending[2]
     job.errors = (job.errors + handle.new_errors)[:pgbulk_settings.MAX_RECORDED_ERRORS]
 
 
@@ -159,7 +160,7 @@ def conclude(handle: JobHandle, result: Any) -> None:
     """Finish a job whose body returned: failed if any record failed, else succeeded."""
     job = handle.job
     read_committed(handle)
-    processed = job.done + job.failed_count
+    processed = job.done + job.failed_count + job.skipped_count
     if job.kind in ("update", "delete") and not handle.atomic and processed != job.total:
         finish(handle, Status.FAILED,
                f"Only {processed:,} of the {job.total:,} reserved records were processed "
@@ -167,6 +168,11 @@ def conclude(handle: JobHandle, result: Any) -> None:
     elif job.failed_count:
         finish(handle, Status.FAILED,
                f"{job.failed_count:,} of {job.total:,} records failed; {job.done:,} changed.")
+    elif job.undo_of_id:
+        skipped = (f" {job.skipped_count:,} skipped: they changed since the undone job."
+                   if job.skipped_count else "")
+        finish(handle, Status.SUCCEEDED,
+               f"Restored {job.done:,} of {job.total:,} records.{skipped}")
     else:
         verb = {"update": "Changed", "delete": "Deleted"}.get(job.kind, "Done:")
         message = (result if isinstance(result, str)
@@ -179,9 +185,10 @@ def finish(handle: JobHandle, status: str, message: str) -> None:
     the runner's token (JobFenced, and nothing written, if the job is no longer ours)."""
     job, using = handle.job, handle.using
     if handle.atomic and status != Status.SUCCEEDED:
-        job.done = 0  # everything rolled back
-    counts = ({"done": job.done, "failed_count": job.failed_count, "errors": job.errors}
-              if handle.atomic else {})  # a chunked job's counts are on its row (and below)
+        job.done = job.skipped_count = 0  # everything rolled back
+        handle.new_skips = []
+    counts = ({"done": job.done, "failed_count": job.failed_count, "errors": job.errors,
+               "skipped_count": job.skipped_count} if handle.atomic else {})  # a chunked job's counts are on its row (and below)
     with transaction.atomic(using=using):
         if not handle.atomic:
             handle.commit_pending()  # what it counted since its last chunk

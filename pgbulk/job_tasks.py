@@ -133,9 +133,10 @@ class JobHandle:
         self.walked = 0  # target records handed to the body by chunk_rows()
         self.walk_complete = False
         self.new_errors: list[ErrorEntry] = []  # not yet written to the error table
-        # What this runner counted (done, failed) that is not on the job row yet: its
-        # open chunk's, anything counted between chunks, or an atomic job's whole run.
-        self.pending = [0, 0]
+        self.new_skips: list[ErrorEntry] = []  # records an undo left alone, not yet written
+        # What this runner counted (done, failed, skipped) that is not on the job row yet:
+        # its open chunk's, anything counted between chunks, or an atomic job's whole run.
+        self.pending = [0, 0, 0]
         self._message_shown: str | None = None
         self._write_tick, self._check_tick = Every(TICK), Every(TICK)
 
@@ -191,15 +192,22 @@ class JobHandle:
         self.job.errors = (self.job.errors + errors)[:cap]
         self.new_errors.extend(errors)
 
+    def skip_records(self, entries: list[ErrorEntry]) -> None:
+        """Record records an undo left alone (they changed since the job it undoes)."""
+        self.job.skipped_count += len(entries)
+        self.pending[2] += len(entries)
+        self.new_skips.extend(entries)
+
     def flush_errors(self, using: str) -> None:
-        """Write the errors recorded since the last flush to the error table."""
+        """Write the errors and skips recorded since the last flush to the error table."""
         from pgbulk.models import JobError
 
         JobError.objects.using(using).bulk_create(
             JobError(job_id=self.job.pk, object_pk=e["pk"], record=e.get("record") or "",
-                     field=e.get("field") or "", message=e["message"])
-            for e in self.new_errors)
-        self.new_errors = []
+                     field=e.get("field") or "", message=e["message"], skipped=skipped)
+            for entries, skipped in ((self.new_errors, False), (self.new_skips, True))
+            for e in entries)
+        self.new_errors, self.new_skips = [], []
 
     # --- stop requests -------------------------------------------------------------------
 
@@ -264,7 +272,8 @@ class JobHandle:
             number = (first - 1) // size
             after = (number + 1) * size
             before = (self.job.done, self.job.failed_count, self.job.errors,
-                      len(self.new_errors), list(self.pending))
+                      len(self.new_errors), list(self.pending), self.job.skipped_count,
+                      len(self.new_skips))
             try:
                 with transaction.atomic(using=self.using):
                     rows = locks.claim_chunk(self.job.id, number, size, using=self.using)
@@ -278,6 +287,8 @@ class JobHandle:
                 self.job.done, self.job.failed_count, self.job.errors = before[:3]
                 del self.new_errors[before[3]:]
                 self.pending = before[4]
+                self.job.skipped_count = before[5]
+                del self.new_skips[before[6]:]
                 with contextlib.suppress(Error):  # never hide why the chunk stopped
                     self.publish(force=True)
                 raise
@@ -294,9 +305,10 @@ class JobHandle:
     def commit_pending(self) -> None:
         """In the caller's transaction: add the pending counts and errors to the job row
         and the error table (JobFenced if this runner's attempt is over)."""
-        self.runtime.commit_counts(self.pending[0], self.pending[1], self.new_errors)
+        done, failed, skipped = self.pending
+        self.runtime.commit_counts(done, failed, skipped, self.new_errors)
         self.flush_errors(self.using)
-        self.pending = [0, 0]
+        self.pending = [0, 0, 0]
 
     def chunks(self, size: int | None = None) -> Iterator[list[Any]]:
         """Chunks of primary keys of the reserved records (of the job's model)."""

@@ -11,6 +11,7 @@ from django.db import connections, transaction
 from django.db.models import QuerySet
 
 from pgbulk import execute, locks
+from pgbulk.changelog import log_spec
 from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import BulkValidationError
 from pgbulk.models import Job, Status
@@ -54,7 +55,7 @@ def bulk_update(
         raise ValueError(f"validation must be one of {VALIDATIONS}, not {validation!r}")
     cleaned = clean_values(queryset.model, values, fields)
     params = {"values": cleaned, "strategy": strategy, "validation": validation,
-              "manager": manager,
+              "manager": manager, "change_log": log_spec(queryset.model, cleaned),
               "loading": related_loading(queryset), "context": context or {}}
     return launch("update", "pgbulk.tasks.bulk_update_task", queryset, params, user=user,
                   run=run, atomic=atomic, conflict_checking=conflict_checking,
@@ -97,6 +98,7 @@ def launch(
     parallel: int | None = None,
     chunk_size: int | None = None,
     using: str | None = None,
+    undo_of: Job | None = None,
 ) -> Job:
     """Create the job and reserve its records; defer it, or run it here when synchronous.
 
@@ -116,7 +118,8 @@ def launch(
         params["chunk_size"] = chunk_size or pgbulk_settings.CHUNK_SIZE
     with transaction.atomic(using=using):
         job = Job.objects.using(using).create(
-            kind=kind, task_name=task_name, params=params,
+            kind=kind, task_name=task_name, params=params, undo_of=undo_of,
+            change_log="kept" if params.get("change_log") else "",
             model=queryset.model._meta.label if queryset is not None else "",
             user=user if getattr(user, "is_authenticated", False) else None,
         )

@@ -68,6 +68,12 @@ def integer_keyed(model: type[Model]) -> bool:
     return (pk.target_field if pk.is_relation else pk).get_internal_type() in INTEGER_KEYS
 
 
+def key_type(model: type[Model], using: str) -> str:
+    """The SQL type of ``model``'s primary key (a key held as text is cast to it)."""
+    pk: Any = model._meta.pk
+    return (pk.target_field if pk.is_relation else pk).rel_db_type(connections[using]) or "text"
+
+
 def keys_of(rows: list[Row], to_python) -> list[Any]:
     """The primary keys the reservation rows of a chunk stand for."""
     keys = []

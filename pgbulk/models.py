@@ -44,6 +44,8 @@ class Job(models.Model):
     total = models.BigIntegerField(default=0)
     done = models.BigIntegerField(default=0)
     failed_count = models.BigIntegerField(default=0)
+    # Records an undo left alone because they changed since the job it undoes.
+    skipped_count = models.BigIntegerField(default=0, db_default=0)
     errors = models.JSONField(default=list, blank=True)
     message = models.TextField(blank=True)
     user = models.ForeignKey(
@@ -61,6 +63,13 @@ class Job(models.Model):
         related_name="+",
     )
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # The update job this one undoes (its change log's before-values are put back).
+    undo_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="undos",
+    )
+    # The job's change log: "" none (not an update, or RECORD_CHANGES off), "kept",
+    # or "expired" (the sweep deleted it after CHANGE_RETENTION days).
+    change_log = models.CharField(max_length=10, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -70,6 +79,8 @@ class Job(models.Model):
         indexes = [
             models.Index(fields=["status", "created_at"], name="pgbulk_job_status_idx"),
             models.Index(fields=["procrastinate_job_id"], name="pgbulk_job_task_idx"),
+            models.Index(fields=["finished_at"], name="pgbulk_job_change_log_idx",
+                         condition=models.Q(change_log="kept")),  # the sweep's purge
         ]
         triggers = [
             # The status state machine, enforced by the database: terminal states are final.
@@ -172,6 +183,8 @@ class JobError(models.Model):
     record = models.TextField(blank=True)  # str() of the record when it failed
     field = models.CharField(max_length=200, blank=True)
     message = models.TextField()
+    # Not a failure: an undo left the record alone (it changed since the undone job).
+    skipped = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -180,6 +193,31 @@ class JobError(models.Model):
 
     def __str__(self) -> str:
         return f"{self.record or self.object_pk}: {self.message}"
+
+
+class Change(models.Model):
+    """One record changed by an update job: its changed fields before and after.
+
+    Written in the transaction that changed the record, so the log and the data
+    agree. ``before``/``after`` map attnames (``author_id``) to the values as
+    PostgreSQL's ``to_jsonb`` writes them, and many-to-many names to the sorted
+    keys of the related objects. Undo puts ``before`` back.
+    """
+
+    pk = models.CompositePrimaryKey("job", "object_pk")
+    job = models.ForeignKey(
+        Job, on_delete=models.CASCADE, related_name="changes", db_index=False,
+        db_constraint=False,  # no per-row FK check on 100k-row logs; the sweep purges
+    )  # the primary key (job, object_pk) indexes it
+    object_pk = models.TextField()  # the record's key as text
+    before = models.JSONField()
+    after = models.JSONField(null=True)
+
+    class Meta:
+        db_table = "pgbulk_change"
+
+    def __str__(self) -> str:
+        return f"{self.object_pk} changed by job {self.job_id}"
 
 
 class Progress(models.Model):

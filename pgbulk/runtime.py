@@ -133,12 +133,14 @@ class JobRuntime:
         if not self.fenced(using).update(**changes):
             raise JobFenced(f"job {self.job.id}: attempt {self.token} is no longer current")
 
-    def commit_counts(self, done: int, failed: int, errors: list[ErrorEntry]) -> None:
+    def commit_counts(self, done: int, failed: int, skipped: int,
+                      errors: list[ErrorEntry]) -> None:
         """In the chunk's transaction: add its counts and new errors to the job row and
         clear this runner's in-flight counts; JobFenced if the attempt is over."""
         with connections[self.using].cursor() as cursor:
             cursor.execute(query("commit_chunk"), {
-                **self.key, "done": done, "failed": failed, "errors": json.dumps(errors),
+                **self.key, "done": done, "failed": failed, "skipped": skipped,
+                "errors": json.dumps(errors),
                 "cap": pgbulk_settings.MAX_RECORDED_ERRORS, "attempt": self.token})
             if cursor.fetchone() is None:
                 raise JobFenced(f"job {self.job.id}: attempt {self.token} is no longer current")

@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Model, ProtectedError, QuerySet, RestrictedError
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now
 
 from pgbulk import locks
 from pgbulk import values as values_mod
+from pgbulk.changelog import ChangeLog
 from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import ErrorEntry, PgbulkError, RecordFailed, RecordRef
 from pgbulk.locks import Row
@@ -61,6 +62,8 @@ class Operation:
         self.model: type[Model] = apps.get_model(job.model)
         # Called with the number of records processed so far in the open chunk.
         self.tick: Callable[[int], None] = lambda processed: None
+        # Records the last chunk left alone on purpose (an undo's changed records).
+        self.skipped: list[ErrorEntry] = []
 
     @property
     def chunk_size(self) -> int:
@@ -72,11 +75,8 @@ class Operation:
 
     def chunk_queryset(self, rows: list[Row]) -> QuerySet:
         """The records of a chunk, selected through the lock table (no long IN lists)."""
-        pk: Any = self.model._meta.pk
-        key_type = (pk.target_field if pk.is_relation else pk).rel_db_type(
-            connections[self.using]) or "text"
         name = "chunk_span_keys" if locks.integer_keyed(self.model) else "chunk_keys"
-        sql = query(name).replace("{key_type}", key_type)
+        sql = query(name).replace("{key_type}", locks.key_type(self.model, self.using))
         subquery = RawSQL(sql, [str(self.job.id), rows[0][0], rows[-1][0]])
         return self.model._base_manager.using(self.using).filter(pk__in=subquery)
 
@@ -146,6 +146,8 @@ class UpdateOperation(Operation):
         # Jobs launched before the option existed validated fully.
         self.validation = job.params.get("validation", "full")
         self.loading = job.params.get("loading") or {}
+        spec = job.params.get("change_log")
+        self.log = ChangeLog(job.id, self.model, spec, using) if spec else None
 
     @property
     def chunk_size(self) -> int:
@@ -168,8 +170,21 @@ class UpdateOperation(Operation):
             return self.apply_set_based(rows, chunk, per_record)
         records = list(self.locked_with_related(chunk))
         errors = self.missing(rows, {r.pk for r in records})
+        if self.log:
+            self.log.record_before(chunk)
         done, errs = self.each(records, self.save_one, per_record)
+        if self.log:
+            self.log.drop([entry["pk"] for entry in errs])
+            self.log.record_after(chunk)
         return done, errors + errs
+
+    def logged(self, pks: list[Any], change: Callable[[], None]) -> None:
+        """``change()`` the records ``pks``, logging their values before and after."""
+        if self.log:
+            self.log.record_before(self.queryset(pks))
+        change()
+        if self.log:
+            self.log.record_after(self.queryset(pks))
 
     def locked_with_related(self, chunk: QuerySet) -> QuerySet:
         """The chunk's records row-locked, loaded with the selection's related lookups.
@@ -189,11 +204,13 @@ class UpdateOperation(Operation):
         # itself. With M2M changes: lock the rows in key order first.
         try:
             with transaction.atomic(using=self.using):
-                if self.m2m or not self.simple:
+                if self.m2m or not self.simple or (self.log and self.model._meta.parents):
                     locked = chunk.select_for_update(**self.lock_kwargs).order_by("pk")
                     pks = list(locked.values_list("pk", flat=True))
-                    self.set_based(self.queryset(pks), pks)
+                    self.logged(pks, lambda: self.set_based(self.queryset(pks), pks))
                     changed = len(pks)
+                elif self.log:  # lock, update and log in one statement
+                    changed = self.log.update_logged(chunk, self.assignments)
                 else:
                     changed = chunk.update(**self.assignments)
             if changed == locks.record_count(rows):
@@ -205,8 +222,8 @@ class UpdateOperation(Operation):
             # Name the failing records: apply one by one (in atomic mode the
             # first failure raises and everything is rolled back).
             records = list(self.queryset(pks).order_by("pk"))
-            done, errs = self.each(
-                records, lambda r: self.set_based(self.queryset([r.pk]), [r.pk]), per_record)
+            done, errs = self.each(records, lambda r: self.logged(
+                [r.pk], lambda: self.set_based(self.queryset([r.pk]), [r.pk])), per_record)
             return done, self.missing(rows, set(pks)) + errs
 
     def set_based(self, records: QuerySet, pks: list[Any]) -> None:
@@ -297,4 +314,8 @@ class DeleteOperation(Operation):
 
 
 def operation_for(job: Job, using: str) -> Operation:
+    if job.params.get("undo_of"):
+        from pgbulk.undoing import UndoOperation
+
+        return UndoOperation(job, using)
     return {"update": UpdateOperation, "delete": DeleteOperation}[job.kind](job, using)

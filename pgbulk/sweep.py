@@ -72,10 +72,14 @@ def sweep(*, dry_run: bool = False, using: str = "default", **overrides: Any) ->
     params = sweep_params(**overrides)
     with transaction.atomic(using=using):
         with connections[using].cursor() as cursor:
+            if params["only_job"] is None:
+                report_purge = purge_history(cursor, params["job_retention"])
             cursor.execute(query("sweep"), params)
             raw = cursor.fetchone()[0]
         report = json.loads(raw) if isinstance(raw, str) else raw
         report["dry_run"] = dry_run
+        if params["only_job"] is None:
+            report["purged_changes"] = report_purge
         if dry_run:
             transaction.set_rollback(True, using=using)
         else:
@@ -84,6 +88,17 @@ def sweep(*, dry_run: bool = False, using: str = "default", **overrides: Any) ->
             for job in Job.objects.using(using).filter(pk__in=acted):
                 emit(job, "cleanup", using=using)
     return report
+
+
+def purge_history(cursor: Any, job_retention: float) -> int:
+    """Before the sweep deletes old jobs: delete change logs past CHANGE_RETENTION (or
+    of jobs about to go) and unlink the undos of jobs about to go. Returns the number
+    of change log rows deleted."""
+    retention = min(pgbulk_settings.CHANGE_RETENTION * 86400, job_retention)
+    cursor.execute(query("change_log_purge"), {"retention": retention})
+    purged = cursor.rowcount
+    cursor.execute(query("release_undo_links"), {"retention": job_retention})
+    return purged
 
 
 def sweep_job(job_id: Any, *, using: str = "default") -> dict[str, Any]:

@@ -24,6 +24,7 @@ def apply_operation(job: JobHandle) -> None:
             job.fail_records(failure.entries)
             raise
         job.fail_records(errors)
+        job.skip_records(operation.skipped)
         if errors and job.atomic:
             raise RecordFailed(errors)
         job.advance(changed)

@@ -198,6 +198,7 @@ ORDER BY seq;
 WITH job AS (
     UPDATE pgbulk_job
     SET done = done + %(done)s, failed_count = failed_count + %(failed)s,
+        skipped_count = skipped_count + %(skipped)s,
         errors = CASE WHEN jsonb_array_length(%(errors)s::jsonb) = 0 THEN errors ELSE (
             SELECT coalesce(jsonb_agg(e.value ORDER BY e.n), '[]'::jsonb)
             FROM (SELECT value, n FROM jsonb_array_elements(errors || %(errors)s::jsonb)
@@ -340,3 +341,63 @@ FROM pgbulk_stale_jobs_v1(make_interval(secs => %(max_task_duration)s),
 -- pgbulk_status: Procrastinate workers and the age of their last heartbeat.
 SELECT id, last_heartbeat, now() - last_heartbeat AS age
 FROM procrastinate_workers ORDER BY id;
+
+-- name: change_log_before
+-- Log the values of records about to be changed (the snapshot: key, key as text,
+-- values; see pgbulk.changelog). params: job_id, then the snapshot's.
+INSERT INTO pgbulk_change (job_id, object_pk, before)
+SELECT %s::uuid, s."_pgbulk_key", s."_pgbulk_values" FROM ({snapshot}) s
+
+-- name: change_log_after
+-- Complete the log rows of changed records with their values now. params: the
+-- snapshot's, then job_id.
+UPDATE pgbulk_change c SET after = s."_pgbulk_values"
+FROM ({snapshot}) s
+WHERE c.job_id = %s::uuid AND c.object_pk = s."_pgbulk_key"
+
+-- name: change_log_drop
+-- Forget logged records whose change failed (rolled back). params: job_id, keys.
+DELETE FROM pgbulk_change WHERE job_id = %s::uuid AND object_pk = ANY(%s::text[])
+
+-- name: change_log_update
+-- The set-based strategy's logged UPDATE, one statement: the first part reads and
+-- locks the records (key order), the UPDATE changes them, returning the key as text
+-- and the values after; both sides go to the log. params: lock's, update's, job_id.
+WITH pgbulk_old AS MATERIALIZED ({lock}),
+pgbulk_new AS ({update} RETURNING {returning})
+INSERT INTO pgbulk_change (job_id, object_pk, before, after)
+SELECT %s::uuid, o."_pgbulk_key", o."_pgbulk_values", n.after
+FROM pgbulk_old o JOIN pgbulk_new n (key, after) ON n.key = o."_pgbulk_key"
+
+-- name: change_log_plan
+-- Undo: each record's logged values and whether it still holds what the job left.
+-- params: the snapshot's, then the undone job's id.
+SELECT s."_pgbulk_pk", s."_pgbulk_key", c.before, c.after,
+       c.after IS NOT DISTINCT FROM s."_pgbulk_values", s."_pgbulk_values"
+FROM ({snapshot}) s
+JOIN pgbulk_change c ON c.job_id = %s::uuid AND c.object_pk = s."_pgbulk_key"
+
+-- name: change_log_purge
+-- Delete the change logs of jobs finished more than "retention" seconds ago,
+-- marking those jobs' logs expired.
+WITH expired AS (
+    UPDATE pgbulk_job SET change_log = 'expired'
+    WHERE change_log = 'kept' AND finished_at < now() - make_interval(secs => %(retention)s)
+    RETURNING id
+)
+DELETE FROM pgbulk_change WHERE job_id IN (SELECT id FROM expired)
+
+-- name: release_undo_links
+-- Unlink undo jobs from the jobs they undid that the sweep is about to delete
+-- (finished more than "retention" seconds ago): the link is a foreign key.
+UPDATE pgbulk_job SET undo_of_id = NULL
+WHERE undo_of_id IN (
+    SELECT id FROM pgbulk_job
+    WHERE status IN ('succeeded', 'failed', 'cancelled')
+      AND finished_at < now() - make_interval(secs => %(retention)s)
+)
+
+-- name: change_log_keys
+-- The typed keys of the records a job's change log names ({key_type}: the model's key
+-- type), as a subquery. params: job_id.
+SELECT object_pk::{key_type} FROM pgbulk_change WHERE job_id = %s::uuid

@@ -86,6 +86,8 @@ def env_value(raw: str, default):
     """An environment string read as the type of the setting's default."""
     if isinstance(default, bool):
         return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, dict):
+        return raw  # JSON text, read by pgbulk's settings
     return type(default)(raw)
 
 

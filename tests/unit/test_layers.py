@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "pgbulk"
 
 #: The code that runs jobs; nothing below it may import it.
 EXECUTOR = {"pgbulk.execute", "pgbulk.job_tasks", "pgbulk.runtime", "pgbulk.strategies",
-            "pgbulk.launch", "pgbulk.tasks"}
+            "pgbulk.launch", "pgbulk.tasks", "pgbulk.undoing"}
 
 
 def imports(module: str) -> dict[str, bool]:

@@ -1,0 +1,151 @@
+"""The change log: every record an update job changes, with its changed fields before and
+after, written in the transaction that changes the record (see docs/changes.md).
+
+Values are read and written by PostgreSQL (``jsonb_build_object`` of the columns), so
+the log says what the database holds, and "has the record changed since?" is one
+``jsonb`` comparison. The set-based strategy logs in the UPDATE's own statement.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.postgres.aggregates import JSONBAgg
+from django.db import connections
+from django.db.models import F, JSONField, Model, OuterRef, QuerySet, Subquery, TextField, Value
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast, Coalesce, JSONObject
+from django.db.models.sql import UpdateQuery
+
+from pgbulk.conf import pgbulk_settings
+from pgbulk.sqlfiles import query
+from pgbulk.values import model_field
+
+KEY, VALUES, PK = "_pgbulk_key", "_pgbulk_values", "_pgbulk_pk"
+
+#: A record in an undo's plan: key, key as text, before, after, unchanged since, now.
+Planned = tuple[Any, str, dict[str, Any], dict[str, Any], bool, dict[str, Any]]
+
+
+def log_spec(model: type[Model], values: dict[str, Any]) -> dict[str, list[str]] | None:
+    """What an update job with ``values`` logs, fixed at launch: the attnames of its
+    changed fields, its many-to-many names, and the fields CHANGE_LOG_EXCLUDE leaves out.
+    None when RECORD_CHANGES is off."""
+    if not pgbulk_settings.RECORD_CHANGES:
+        return None
+    excluded = set(pgbulk_settings.CHANGE_LOG_EXCLUDE.get(model._meta.label, []))
+    spec: dict[str, list[str]] = {"fields": [], "m2m": [], "excluded": []}
+    for name in values:
+        field = model_field(model, name)
+        if excluded & {field.name, field.attname}:
+            spec["excluded"].append(field.name)
+        elif field.many_to_many:
+            spec["m2m"].append(field.name)
+        else:
+            spec["fields"].append(field.attname)
+    return spec
+
+
+def loads(value: Any) -> Any:
+    """A jsonb value as Python (Django's cursor hands jsonb over as text); decimals exact."""
+    return json.loads(value, parse_float=Decimal) if isinstance(value, str) else value
+
+
+class ChangeLog:
+    """Writes one job's log rows; every method runs in the caller's (chunk's) transaction."""
+
+    def __init__(self, job_id: Any, model: type[Model], spec: dict[str, list[str]],
+                 using: str) -> None:
+        self.job_id = str(job_id)
+        self.model = model
+        self.fields: list[str] = list(spec["fields"])
+        self.m2m: list[str] = list(spec["m2m"])
+        self.using = using
+
+    # --- what a record holds now -----------------------------------------------------------
+
+    def snapshot(self, records: QuerySet) -> QuerySet:
+        """``(key, key as text, jsonb of the logged fields)`` of ``records``."""
+        parts: dict[str, Any] = {attname: F(attname) for attname in self.fields}
+        for name in self.m2m:
+            parts[name] = Coalesce(Subquery(self.linked_keys(name)), Value([], JSONField()))
+        return records.order_by("pk").annotate(**{
+            PK: F("pk"), KEY: Cast("pk", TextField()), VALUES: JSONObject(**parts),
+        }).values_list(PK, KEY, VALUES)
+
+    def linked_keys(self, name: str) -> QuerySet:
+        """The sorted keys a record's many-to-many field links to (a subquery)."""
+        field = model_field(self.model, name)
+        through = field.remote_field.through
+        source = through._meta.get_field(field.m2m_field_name()).attname
+        target = through._meta.get_field(field.m2m_reverse_field_name()).attname
+        return (through._base_manager.filter(**{source: OuterRef("pk")}).order_by()
+                .values(source).annotate(keys=JSONBAgg(target, order_by=target)).values("keys"))
+
+    def sql(self, records: QuerySet) -> tuple[str, tuple]:
+        sql, params = self.snapshot(records).query.get_compiler(self.using).as_sql()
+        return sql, tuple(params)
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def record_before(self, records: QuerySet) -> None:
+        """Log the current values of ``records``, about to be changed."""
+        sql, params = self.sql(records)
+        self.execute(query("change_log_before").replace("{snapshot}", sql),
+                     (self.job_id, *params))
+
+    def record_after(self, records: QuerySet) -> None:
+        """Complete the log rows of ``records`` with their values now."""
+        sql, params = self.sql(records)
+        self.execute(query("change_log_after").replace("{snapshot}", sql), (*params, self.job_id))
+
+    def drop(self, keys: list[str]) -> None:
+        """Forget logged records that were not changed after all (their change failed)."""
+        if keys:
+            self.execute(query("change_log_drop"), (self.job_id, keys))
+
+    def update_logged(self, records: QuerySet, assignments: dict[str, Any]) -> int:
+        """One statement: lock ``records`` (key order), UPDATE them with ``assignments``
+        and log each one's values before and after. Returns how many were changed.
+
+        Only for plain fields of a model with one table (no parents)."""
+        lock_sql, lock_params = self.snapshot(
+            records.select_for_update(no_key=True)).query.get_compiler(self.using).as_sql()
+        target = self.model._base_manager.using(self.using).filter(
+            pk__in=RawSQL(f'SELECT "{PK}" FROM pgbulk_old', []))
+        update: Any = target.query.chain(UpdateQuery)
+        update.add_update_values(assignments)
+        update_sql, update_params = update.get_compiler(self.using).as_sql()
+        sql = (query("change_log_update").replace("{lock}", lock_sql)
+               .replace("{update}", update_sql).replace("{returning}", self.returning()))
+        return self.execute(sql, (*lock_params, *update_params, self.job_id))
+
+    def returning(self) -> str:
+        """The RETURNING list of update_logged: the key and the values after, as snapshot()
+        writes them."""
+        quote = connections[self.using].ops.quote_name
+        pk_column: str = self.model._meta.pk.column  # type: ignore[assignment]
+        table = quote(self.model._meta.db_table)
+        pk = f"{table}.{quote(pk_column)}"
+        fields: list[Any] = [self.model._meta.get_field(attname) for attname in self.fields]
+        columns = ", ".join(f"'{f.attname}', {table}.{quote(f.column)}" for f in fields)
+        return f"({pk})::text, jsonb_build_object({columns})"
+
+    def execute(self, sql: str, params: tuple) -> int:
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount
+
+    # --- reading (undo) --------------------------------------------------------------------
+
+    def plan(self, undone_job_id: Any, records: QuerySet) -> list[Planned]:
+        """For undo: ``(key, key as text, before, after, unchanged since, values now)`` of
+        each of ``records`` that ``undone_job_id`` logged."""
+        sql, params = self.sql(records)
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(query("change_log_plan").replace("{snapshot}", sql),
+                           (*params, str(undone_job_id)))
+            return [(pk, key, loads(before), loads(after), unchanged, loads(now))
+                    for pk, key, before, after, unchanged, now in cursor.fetchall()]

@@ -1,0 +1,201 @@
+"""Undo: a new update job that puts back the before-values an update job logged.
+
+It goes through the same launch path as any job (conflict refusal, progress, cancel).
+A record that changed since the undone job (its values now differ from what that job
+left) is not overwritten: it is skipped and named. An undo logs its own changes, so an
+undo of an undo redoes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from django.apps import apps
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Model
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Now
+from django.utils.translation import gettext as _
+
+from pgbulk import locks
+from pgbulk.changelog import ChangeLog
+from pgbulk.conf import pgbulk_settings
+from pgbulk.exceptions import BulkValidationError, ErrorEntry
+from pgbulk.launch import DEFAULT_MIN_ASYNC_RECORDS, launch
+from pgbulk.models import Change, Job, Status
+from pgbulk.sqlfiles import query
+from pgbulk.strategies import RECORD_ERRORS, UpdateOperation, name_of
+
+
+def undo(job: Job, *, user: Any = None, run: str = "auto", parallel: int | None = None) -> Job:
+    """Launch the job that undoes ``job`` (a finished update job with a change log).
+
+    ``user`` must have the model's change permission and own ``job`` or have
+    ``pgbulk.change_job`` (PermissionDenied); a job that cannot be undone raises
+    BulkValidationError saying why; ConflictError as any launch.
+    """
+    if user is not None and not may_undo(user, job):
+        raise PermissionDenied(_("You may not undo this job."))
+    reason = why_not_undoable(job)
+    if reason:
+        raise BulkValidationError({"__all__": [reason]})
+    model = apps.get_model(job.model)
+    spec = job.params.get("undo_spec") or job.params["change_log"]
+    params = {
+        "values": {}, "undo_of": str(job.id), "undo_spec": spec,
+        "change_log": spec if pgbulk_settings.RECORD_CHANGES else None,
+        "strategy": job.params.get("strategy", "save"),
+        "validation": job.params.get("validation", "full"),
+        "manager": job.params.get("manager"), "context": {"undo_of": str(job.id)},
+    }
+    atomic = bool(job.params.get("atomic", True))
+    return launch("update", "pgbulk.tasks.bulk_update_task", logged_records(job, model), params,
+                  user=user, run=run, atomic=atomic, conflict_checking=True,
+                  min_async_records=DEFAULT_MIN_ASYNC_RECORDS, parallel=parallel,
+                  chunk_size=(pgbulk_settings.QUERYSET_CHUNK_SIZE
+                              if params["strategy"] == "queryset" else pgbulk_settings.CHUNK_SIZE),
+                  undo_of=job)
+
+
+def logged_records(job: Job, model: type[Model]):
+    """The records ``job``'s change log names (those it changed)."""
+    sql = query("change_log_keys").replace("{key_type}", locks.key_type(model, job._state.db or "default"))
+    return model._base_manager.using(job._state.db).filter(pk__in=RawSQL(sql, [str(job.id)]))
+
+
+def may_undo(user: Any, job: Job) -> bool:
+    """The model's change permission, and the job is the user's own or ``pgbulk.change_job``."""
+    if not getattr(user, "is_authenticated", False) or not job.model:
+        return False
+    try:
+        opts = apps.get_model(job.model)._meta
+    except LookupError:
+        return False
+    own = job.user_id == user.pk or user.has_perm("pgbulk.change_job")
+    return own and user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+
+def why_not_undoable(job: Job) -> str:
+    """Why ``job`` cannot be undone ("" if it can)."""
+    if job.kind == "delete":
+        return _("A delete cannot be undone.")
+    if job.kind != "update":
+        return _("Only bulk updates can be undone.")
+    if job.status not in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED):
+        return _("The job has not finished yet.")
+    if job.change_log == "expired":
+        return _("Its change log was deleted (kept %(days)s days after a job ends).") % {
+            "days": f"{pgbulk_settings.CHANGE_RETENTION:g}"}
+    spec = job.params.get("undo_spec") or job.params.get("change_log")
+    if job.change_log != "kept" or not spec:
+        return _("It ran without a change log (RECORD_CHANGES was off).")
+    if spec.get("excluded"):
+        return _("Its change log leaves out %(fields)s (CHANGE_LOG_EXCLUDE), so those "
+                 "values cannot be put back.") % {"fields": ", ".join(spec["excluded"])}
+    if not Change.objects.using(job._state.db).filter(job=job).exists():
+        return _("It changed no records.")
+    return ""
+
+
+class UndoOperation(UpdateOperation):
+    """Puts back, record by record, the before-values the undone job logged; a record
+    whose values are no longer what that job left is skipped (see ``skipped``)."""
+
+    def __init__(self, job: Job, using: str) -> None:
+        super().__init__(job, using)
+        spec = job.params["undo_spec"]
+        self.undone = job.params["undo_of"]
+        self.reader = ChangeLog(job.id, self.model, spec, using)
+        self.fields, self.m2m_names = list(spec["fields"]), list(spec["m2m"])
+        names = [self.model._meta.get_field(attname).name for attname in self.fields]
+        concrete = self.model._meta.concrete_fields
+        self.auto_now = [f for f in concrete if getattr(f, "auto_now", False)] if names else []
+        self.update_fields = names + [f.name for f in self.auto_now if f.name not in names]
+        self.unchanged = [f.name for f in concrete if f.name not in names]
+        self.skipped: list[ErrorEntry] = []
+
+    def apply(self, rows, *, per_record):
+        chunk = self.chunk_queryset(rows)
+        if self.strategy == "queryset":
+            list(chunk.select_for_update(**self.lock_kwargs).order_by("pk").values_list("pk"))
+            records: dict[Any, Model] = {}
+        else:
+            records = {r.pk: r for r in self.locked_with_related(chunk)}
+        plan = self.reader.plan(self.undone, chunk)
+        errors = self.missing(rows, {pk for pk, *_ in plan})
+        before = {pk: values for pk, _key, values, _after, same, _now in plan if same}
+        self.skipped = self.skip_entries([p for p in plan if not p[4]], records)
+        if not before:
+            return 0, errors
+        pks = sorted(before)
+        if self.log:
+            self.log.record_before(self.queryset(pks))
+        if self.strategy == "queryset":
+            done, errs = self.restore_set_based(pks, before, per_record)
+        else:
+            done, errs = self.each([records[pk] for pk in pks],
+                                   lambda r: self.restore_one(r, before[r.pk]), per_record)
+        if self.log:
+            self.log.drop([entry["pk"] for entry in errs])
+            self.log.record_after(self.queryset(pks))
+        return done, errors + errs
+
+    def value(self, attname: str, raw: Any) -> Any:
+        field: Any = self.model._meta.get_field(attname)
+        return field.to_python(raw)
+
+    def restore_one(self, record: Model, before: dict[str, Any]) -> None:
+        for attname in self.fields:
+            setattr(record, attname, self.value(attname, before[attname]))
+        if self.fields:
+            self.validate(record)
+            record.save(update_fields=self.update_fields)
+        for name in self.m2m_names:
+            getattr(record, name).set(before[name])
+
+    def restore_set_based(self, pks: list[Any], before: dict[Any, dict],
+                          per_record: bool) -> tuple[int, list[ErrorEntry]]:
+        """One UPDATE per distinct set of before-values; on a failure, record by record."""
+        groups: dict[str, list[Any]] = defaultdict(list)
+        for pk in pks:
+            groups[json.dumps(before[pk], sort_keys=True, default=str)].append(pk)
+        try:
+            with transaction.atomic(using=self.using):
+                for group in groups.values():
+                    self.restore_group(group, before[group[0]])
+            return len(pks), []
+        except RECORD_ERRORS:
+            records = list(self.queryset(pks).order_by("pk"))
+            return self.each(records, lambda r: self.restore_group([r.pk], before[r.pk]),
+                             per_record)
+
+    def restore_group(self, pks: list[Any], before: dict[str, Any]) -> None:
+        values: dict[str, Any] = {a: self.value(a, before[a]) for a in self.fields}
+        if values:
+            self.queryset(pks).update(**values, **{f.attname: Now() for f in self.auto_now})
+        for name in self.m2m_names:
+            self.change_m2m_set_based(name, {"set": before[name]}, pks)
+
+    def skip_entries(self, plan: list[tuple], records: dict[Any, Model]) -> list[ErrorEntry]:
+        """Name each record left alone, with its values now and what the job left."""
+        if not plan:
+            return []
+        if not records:
+            records = self.queryset([p[0] for p in plan]).in_bulk()
+        entries: list[ErrorEntry] = []
+        for pk, key, _before, after, _same, now in plan:
+            differs = "; ".join(
+                _("%(field)s is %(now)s, the job left %(after)s") % {
+                    "field": name, "now": shown(now.get(name)), "after": shown(after.get(name))}
+                for name in sorted(set(after) | set(now)) if now.get(name) != after.get(name))
+            entries.append({"pk": key, "record": name_of(records.get(pk)), "field": None,
+                            "message": _("Changed since the undone job (%(differs)s): left "
+                                         "as it is.") % {"differs": differs}})
+        return entries
+
+
+def shown(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False)
