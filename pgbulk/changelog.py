@@ -15,7 +15,6 @@ from typing import Any
 from django.contrib.postgres.aggregates import JSONBAgg
 from django.db import connections
 from django.db.models import F, JSONField, Model, OuterRef, QuerySet, Subquery, TextField, Value
-from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce, JSONObject
 from django.db.models.sql import UpdateQuery
 
@@ -107,31 +106,32 @@ class ChangeLog:
             self.execute(query("change_log_drop"), (self.job_id, keys))
 
     def update_logged(self, records: QuerySet, assignments: dict[str, Any]) -> int:
-        """One statement: lock ``records`` (key order), UPDATE them with ``assignments``
-        and log each one's values before and after. Returns how many were changed.
+        """One statement: UPDATE ``records`` with ``assignments`` and log each one's values
+        before (read by the statement) and after. Returns how many were changed.
 
-        Only for plain fields of a model with one table (no parents)."""
-        lock_sql, lock_params = self.snapshot(
-            records.select_for_update(no_key=True)).query.get_compiler(self.using).as_sql()
-        target = self.model._base_manager.using(self.using).filter(
-            pk__in=RawSQL(f'SELECT "{PK}" FROM pgbulk_old', []))
-        update: Any = target.query.chain(UpdateQuery)
-        update.add_update_values(assignments)
-        update_sql, update_params = update.get_compiler(self.using).as_sql()
-        sql = (query("change_log_update").replace("{lock}", lock_sql)
-               .replace("{update}", update_sql).replace("{returning}", self.returning()))
-        return self.execute(sql, (*lock_params, *update_params, self.job_id))
-
-    def returning(self) -> str:
-        """The RETURNING list of update_logged: the key and the values after, as snapshot()
-        writes them."""
-        quote = connections[self.using].ops.quote_name
-        pk_column: str = self.model._meta.pk.column  # type: ignore[assignment]
-        table = quote(self.model._meta.db_table)
-        pk = f"{table}.{quote(pk_column)}"
+        A record another transaction changed in a logged field while the statement ran
+        is not changed (PostgreSQL re-checks the condition on the newer row), so its
+        "before" is never stale: the caller sees fewer records changed and takes the
+        locked path. Only for plain fields of a model with one table (no parents)."""
         fields: list[Any] = [self.model._meta.get_field(attname) for attname in self.fields]
-        columns = ", ".join(f"'{f.attname}', {table}.{quote(f.column)}" for f in fields)
-        return f"({pk})::text, jsonb_build_object({columns})"
+        old = self.snapshot(records).annotate(
+            **{f"_pgbulk_old_{i}": F(f.attname) for i, f in enumerate(fields)})
+        old_sql, old_params = old.values_list(
+            PK, KEY, VALUES, *(f"_pgbulk_old_{i}" for i in range(len(fields)))
+        ).query.get_compiler(self.using).as_sql()
+        update: Any = self.model._base_manager.using(self.using).all().query.chain(UpdateQuery)
+        update.add_update_values(assignments)
+        set_sql, set_params = update.get_compiler(self.using).as_sql()  # no WHERE: added here
+        quote = connections[self.using].ops.quote_name
+        table = quote(self.model._meta.db_table)
+        pk = f"{table}.{quote(self.model._meta.pk.column or 'id')}"
+        now = ", ".join(f"{table}.{quote(f.column)}" for f in fields)
+        then = ", ".join(f'o."_pgbulk_old_{i}"' for i in range(len(fields)))
+        after = ", ".join(f"'{f.attname}', {table}.{quote(f.column)}" for f in fields)
+        sql = (query("change_log_update").replace("{update}", set_sql)
+               .replace("{old}", old_sql).replace("{pk}", pk)
+               .replace("{now}", now).replace("{then}", then).replace("{after}", after))
+        return self.execute(sql, (*set_params, *old_params, self.job_id))
 
     def execute(self, sql: str, params: tuple) -> int:
         with connections[self.using].cursor() as cursor:

@@ -209,8 +209,8 @@ class UpdateOperation(Operation):
                     pks = list(locked.values_list("pk", flat=True))
                     self.logged(pks, lambda: self.set_based(self.queryset(pks), pks))
                     changed = len(pks)
-                elif self.log:  # lock, update and log in one statement
-                    changed = self.log.update_logged(chunk, self.assignments)
+                elif self.log:
+                    changed = self.update_logged(chunk, rows)
                 else:
                     changed = chunk.update(**self.assignments)
             if changed == locks.record_count(rows):
@@ -225,6 +225,21 @@ class UpdateOperation(Operation):
             done, errs = self.each(records, lambda r: self.logged(
                 [r.pk], lambda: self.set_based(self.queryset([r.pk]), [r.pk])), per_record)
             return done, self.missing(rows, set(pks)) + errs
+
+    def update_logged(self, chunk: QuerySet, rows: list[Row]) -> int:
+        """Update and log the chunk in one statement; if some of its records were not
+        changed (gone, or changed by another writer meanwhile), do it again the careful
+        way: lock the records first, then log, update and log."""
+        assert self.log is not None
+        with transaction.atomic(using=self.using):
+            changed = self.log.update_logged(chunk, self.assignments)
+            if changed == locks.record_count(rows):
+                return changed
+            transaction.set_rollback(True, using=self.using)
+        locked = chunk.select_for_update(**self.lock_kwargs).order_by("pk")
+        pks = list(locked.values_list("pk", flat=True))
+        self.logged(pks, lambda: self.set_based(self.queryset(pks), pks))
+        return len(pks)
 
     def set_based(self, records: QuerySet, pks: list[Any]) -> None:
         if self.simple:

@@ -360,14 +360,19 @@ WHERE c.job_id = %s::uuid AND c.object_pk = s."_pgbulk_key"
 DELETE FROM pgbulk_change WHERE job_id = %s::uuid AND object_pk = ANY(%s::text[])
 
 -- name: change_log_update
--- The set-based strategy's logged UPDATE, one statement: the first part reads and
--- locks the records (key order), the UPDATE changes them, returning the key as text
--- and the values after; both sides go to the log. params: lock's, update's, job_id.
-WITH pgbulk_old AS MATERIALIZED ({lock}),
-pgbulk_new AS ({update} RETURNING {returning})
+-- The set-based strategy's logged UPDATE, one statement: the SET part of the UPDATE,
+-- then the records with their values as read (key, key as text, logged values,
+-- then each logged column); a record whose logged columns changed meanwhile is left
+-- out (the condition is re-checked on the newer row). Logs both sides.
+-- params: the SET part's, the records', job_id.
+WITH pgbulk_new AS (
+    {update}
+    FROM ({old}) o
+    WHERE {pk} = o."_pgbulk_pk" AND ROW({now}) IS NOT DISTINCT FROM ROW({then})
+    RETURNING o."_pgbulk_key", o."_pgbulk_values", jsonb_build_object({after})
+)
 INSERT INTO pgbulk_change (job_id, object_pk, before, after)
-SELECT %s::uuid, o."_pgbulk_key", o."_pgbulk_values", n.after
-FROM pgbulk_old o JOIN pgbulk_new n (key, after) ON n.key = o."_pgbulk_key"
+SELECT %s::uuid, n.* FROM pgbulk_new n
 
 -- name: change_log_plan
 -- Undo: each record's logged values and whether it still holds what the job left.

@@ -11,6 +11,11 @@ Cases (targets from the speed issues):
 - launch of a 1M-book select-all over HTTP through the list view (--million) (<= 3 s)
 - worker peak RSS on 100k and 1M books                                     (< 200 MB, within 10%)
 - one sweep with 1M reservations of 10 live jobs, against an empty table   (<= 0.2 s)
+- the change log's cost, end to end: the queryset strategy on 100k books and the save
+  strategy on 10k, log on / log off                                         (<= 1.35, <= 1.10)
+
+The speed targets above are measured with the change log off (RECORD_CHANGES False);
+the change log case measures what turning it on costs.
 
 Method: see testproject/library/bench.py (interleaved best of N, with the spread).
 """
@@ -33,7 +38,7 @@ from pgbulk.conf import pgbulk_settings
 from testproject.library.bench import ROOT, Worker, best_of, pair, rows_per_s, run_job
 from testproject.library.models import Book
 
-CASES = ["queryset", "save", "fanout", "launch", "http", "rss", "sweep"]
+CASES = ["queryset", "save", "fanout", "launch", "http", "rss", "sweep", "changelog"]
 
 
 class Command(BaseCommand):
@@ -58,7 +63,8 @@ class Command(BaseCommand):
         results: dict = {"runs": runs, "chunk_size": pgbulk_settings.CHUNK_SIZE,
                          "queryset_chunk_size": pgbulk_settings.QUERYSET_CHUNK_SIZE}
         cases = case or CASES
-        with override_settings(PGBULK={**settings.PGBULK, "ASYNC_ENABLED": True}):
+        with override_settings(PGBULK={**settings.PGBULK, "ASYNC_ENABLED": True,
+                                       "RECORD_CHANGES": False}):
             results.update(self.worker_cases(cases, runs, million))
             if "fanout" in cases:
                 results["fanout_10k"] = self.fanout_case(runs)
@@ -84,6 +90,8 @@ class Command(BaseCommand):
                 results["save_10k"] = self.save_case(runs)
             if "launch" in cases:
                 results["launch_latency"] = self.launch_case(runs)
+            if "changelog" in cases:
+                results["change_log_cost"] = self.changelog_case(runs)
         finally:
             worker.stop()
         return results
@@ -143,6 +151,26 @@ class Command(BaseCommand):
                 "hand_loop_rows_per_s": rows_per_s(len(ids), base),
                 "pgbulk_rows_per_s": rows_per_s(len(ids), job),
                 "ratio": round(base["best_s"] / job["best_s"], 2), "target_ratio_min": 1.5}
+
+    def changelog_case(self, runs: int) -> dict:
+        """The same job with the change log on and off: the queryset strategy on 100k
+        books, the save strategy (atomic, selected as the list view does) on 10k."""
+        figures = {}
+        for strategy, rows, target in (("queryset", 100_000, 1.35), ("save", 10_000, 1.10)):
+            ids = self.ids(rows)
+            books = Book.objects.select_related("author").prefetch_related("genres").filter(
+                pk__lte=ids[-1])
+            statuses = iter(["published", "draft"] * runs)
+
+            def job(log: bool, strategy=strategy, books=books, statuses=statuses) -> float:
+                with override_settings(PGBULK={**settings.PGBULK, "RECORD_CHANGES": log}):
+                    return run_job(books, {"status": next(statuses)}, strategy=strategy)
+
+            off, on = pair(runs, lambda job=job: job(False), lambda job=job: job(True))
+            figures[f"{strategy}_{rows // 1000}k"] = {
+                "rows": rows, "log_off": off, "log_on": on,
+                "ratio": round(on["best_s"] / off["best_s"], 2), "target_ratio_max": target}
+        return figures
 
     def fanout_case(self, runs: int) -> dict:
         """A chunked save-strategy job on two workers: parallel=2 against parallel=1."""

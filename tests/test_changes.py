@@ -1,0 +1,317 @@
+"""The change log and undo (issue 15): the log names exactly the records a job changed,
+with their values before and after, also across a worker's SIGKILL and resume; undo puts
+the before-values back, skips (and names) records changed since, and is refused like any
+launch on conflict. An audit trigger (the ``writes`` fixture) counts committed writes."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import uuid
+from decimal import Decimal
+
+import psycopg
+import pytest
+from django.contrib.auth.models import Permission
+from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.utils import timezone
+
+import pgbulk
+from pgbulk.models import Change, Job, JobError
+from pgbulk.sweep import sweep
+from testproject.library.models import Book, EBook, Genre, Label
+from tests import conftest
+from tests.factories import make_books, wait_for
+from tests.test_fencing import spawn, sweep_until  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+STRATEGIES = ["save", "queryset"]
+
+
+def logged(job: Job) -> dict[str, tuple[dict, dict]]:
+    return {c.object_pk: (c.before, c.after) for c in Change.objects.filter(job=job)}
+
+
+def books(ids) -> dict[int, tuple]:
+    return {b.id: (b.status, b.price, b.title, b.in_print,
+                   tuple(sorted(b.genres.values_list("pk", flat=True))))
+            for b in Book.objects.filter(pk__in=ids)}
+
+
+# --- The log ---------------------------------------------------------------------------
+
+
+def written(writes, ids, before: dict[int, int]) -> set[str]:
+    """The books the audit trigger saw written since ``before = writes(ids)``."""
+    return {str(pk) for pk, n in writes(ids).items() if n > before.get(pk, 0)}
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_the_log_names_exactly_the_records_written_with_before_and_after(writes, strategy):
+    ids = make_books(40)
+    poetry = Genre.objects.get(name="Poetry")
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[5:]),
+                             {"price": "12.50", "genres": {"add": [poetry.pk]}},
+                             run="sync", strategy=strategy)
+    assert job.status == "succeeded" and job.change_log == "kept"
+    log = logged(job)
+    assert set(log) == written(writes, ids, {}) == {str(pk) for pk in ids[5:]}
+    crime = Genre.objects.get(name="Crime").pk
+    before, after = log[str(ids[5])]
+    assert before == {"price": 10, "genres": [crime]}
+    assert after == {"price": 12.5, "genres": sorted([crime, poetry.pk])}
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_failed_records_are_not_logged_and_a_failed_atomic_job_logs_nothing(writes, strategy):
+    ids = make_books(20)
+    # One ISBN for all: the first record takes it, the unique index refuses the others.
+    failing = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"isbn": "ONE"},
+                                 run="sync", strategy=strategy, atomic=False)
+    assert (failing.status, failing.done, failing.failed_count) == ("failed", 1, 19)
+    assert set(logged(failing)) == written(writes, ids, {}) == {str(ids[0])}
+    before = writes(ids)
+    atomic = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"isbn": "TWO"},
+                                run="sync", strategy=strategy)
+    assert atomic.status == "failed" and logged(atomic) == {}
+    assert written(writes, ids, before) == set()
+
+
+def test_a_record_another_writer_changes_during_the_update_is_logged_with_its_new_value():
+    ids = make_books(5)
+    other = psycopg.connect(conftest.test_database_url())
+    other.execute("UPDATE library_book SET title = 'Meanwhile' WHERE id = %s", [ids[2]])
+    launched: dict[str, Job] = {}
+
+    def run_job() -> None:
+        launched["job"] = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"title": "Bulk"},
+                                             run="sync", strategy="queryset")
+        connection.close()
+
+    thread = threading.Thread(target=run_job)
+    thread.start()
+    wait_for(lambda: waiting_on_a_lock("pgbulk_new"))  # the set-based UPDATE waits for it
+    other.commit()
+    other.close()
+    thread.join(30)
+    job = launched["job"]
+    assert job.status == "succeeded"
+    assert logged(job)[str(ids[2])] == ({"title": "Meanwhile"}, {"title": "Bulk"})
+    assert set(Book.objects.filter(pk__in=ids).values_list("title", flat=True)) == {"Bulk"}
+
+
+def waiting_on_a_lock(marker: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                       "AND query LIKE %s", [f"%{marker}%"])
+        return bool(cursor.fetchone()[0])
+
+
+@pytest.mark.worker
+@pytest.mark.slow
+def test_the_log_matches_the_writes_after_a_sigkill_and_resume(spawn, writes):  # noqa: F811
+    doomed = spawn()
+    ids = make_books(600, genre=False)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 41}, atomic=False)
+    wait_for(lambda: Job.objects.get(pk=job.pk).done >= 100)
+    doomed.kill()
+    spawn()
+    job = sweep_until(job, "succeeded", timeout=60, heartbeat_timeout=3)
+    counts = writes(ids)
+    assert set(counts.values()) == {1} and len(counts) == 600  # each written once
+    log = logged(job)
+    assert set(log) == {str(pk) for pk in ids}
+    assert {after["price"] for _, after in log.values()} == {41}
+    assert {before["price"] for before, _ in log.values()} == {10}
+
+
+def test_other_keys_and_multi_table_children_are_logged():
+    label = Label.objects.create(name="a", rank=1)
+    job = pgbulk.bulk_update(Label.objects.all(), {"rank": 5}, run="sync", strategy="queryset")
+    assert logged(job) == {str(label.pk): ({"rank": 1}, {"rank": 5})}
+    ebook = EBook.objects.create(title="E", isbn="E-1", price=3, author_id=make_author(),
+                                 file_size=7)
+    for strategy in STRATEGIES:
+        job = pgbulk.bulk_update(EBook.objects.all(), {"price": "4.00", "file_size": 8},
+                                 run="sync", strategy=strategy)
+        _before, after = logged(job)[str(ebook.pk)]
+        assert after == {"price": 4, "file_size": 8}
+    assert pgbulk.undo(job, run="sync").status == "succeeded"
+    ebook.refresh_from_db()
+    assert (ebook.price, ebook.file_size) == (Decimal("4.00"), 8)  # the save job's values
+
+
+def make_author() -> int:
+    from testproject.library.models import Author
+    return Author.objects.create(name="E author").pk
+
+
+def test_excluded_fields_are_not_logged_and_the_log_can_be_turned_off(settings):
+    ids = make_books(3)
+    settings.PGBULK = {**settings.PGBULK, "CHANGE_LOG_EXCLUDE": {"library.Book": ["price"]}}
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 2, "title": "T"},
+                             run="sync")
+    assert [after for _, after in logged(job).values()] == [{"title": "T"}] * 3
+    assert job.params["change_log"]["excluded"] == ["price"]
+    with pytest.raises(pgbulk.BulkValidationError, match="leaves out price"):
+        pgbulk.undo(job)
+    settings.PGBULK = {**settings.PGBULK, "RECORD_CHANGES": False}
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"title": "U"}, run="sync")
+    assert job.change_log == "" and logged(job) == {}
+    with pytest.raises(pgbulk.BulkValidationError, match="without a change log"):
+        pgbulk.undo(job)
+
+
+def test_the_sweep_deletes_logs_past_their_retention_and_undo_says_so(settings):
+    settings.PGBULK = {**settings.PGBULK, "CHANGE_RETENTION": 1}
+    ids = make_books(3)
+    old = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"title": "Old"}, run="sync")
+    recent = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"title": "New"}, run="sync")
+    Job.objects.filter(pk=old.pk).update(
+        finished_at=timezone.now() - datetime.timedelta(days=2))
+    report = sweep()
+    assert report["purged_changes"] == 3
+    old.refresh_from_db()
+    assert old.change_log == "expired" and logged(old) == {} and len(logged(recent)) == 3
+    with pytest.raises(pgbulk.BulkValidationError, match="change log was deleted"):
+        pgbulk.undo(old)
+
+
+def test_an_undo_link_does_not_stop_the_sweep_deleting_old_jobs():
+    ids = make_books(2)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"title": "A"}, run="sync")
+    undo = pgbulk.undo(job, run="sync")
+    Job.objects.filter(pk=job.pk).update(
+        finished_at=timezone.now() - datetime.timedelta(days=40))
+    sweep()
+    assert not Job.objects.filter(pk=job.pk).exists()
+    undo.refresh_from_db()
+    assert undo.undo_of_id is None and undo.params["undo_of"] == str(job.pk)
+
+
+# --- Undo --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("atomic", [True, False], ids=["atomic", "chunked"])
+def test_undo_restores_a_succeeded_job_exactly_and_an_undo_of_it_redoes(strategy, atomic):
+    ids = make_books(30)
+    Book.objects.filter(pk__in=ids[:10]).update(status="published", price=7)
+    poetry, crime = Genre.objects.get(name="Poetry"), Genre.objects.get(name="Crime")
+    original = books(ids)
+    job = pgbulk.bulk_update(
+        Book.objects.filter(pk__in=ids),
+        {"status": "draft", "price": "9.99", "genres": {"set": [poetry.pk]}},
+        run="sync", strategy=strategy, atomic=atomic)
+    changed = books(ids)
+    assert changed != original and {g for *_, g in changed.values()} == {(poetry.pk,)}
+    undo = pgbulk.undo(job, run="sync")
+    assert (undo.status, undo.done, undo.skipped_count) == ("succeeded", 30, 0), undo.message
+    assert undo.undo_of_id == job.pk and undo.params["strategy"] == strategy
+    assert undo.message == "Restored 30 of 30 records."
+    assert books(ids) == original
+    assert {g for *_, g in books(ids).values()} == {(crime.pk,)}
+    redo = pgbulk.undo(undo, run="sync")
+    assert redo.status == "succeeded" and books(ids) == changed
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_undo_after_a_partial_failure_restores_only_what_was_changed(strategy):
+    ids = make_books(20)
+    isbns = dict(Book.objects.filter(pk__in=ids).values_list("pk", "isbn"))
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"isbn": "ONE"},
+                             run="sync", strategy=strategy, atomic=False)
+    assert (job.status, job.done, job.failed_count) == ("failed", 1, 19)
+    Book.objects.filter(pk__in=ids[1:]).update(title="Untouched by the job")
+    undo = pgbulk.undo(job, run="sync")
+    assert (undo.status, undo.total, undo.done) == ("succeeded", 1, 1)
+    assert dict(Book.objects.filter(pk__in=ids).values_list("pk", "isbn")) == isbns
+    assert Book.objects.filter(title="Untouched by the job").count() == 19
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_undo_skips_records_changed_meanwhile_and_names_them(strategy):
+    ids = make_books(10)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"status": "published"},
+                             run="sync", strategy=strategy)
+    Book.objects.filter(pk=ids[3]).update(status="archived", in_print=False)
+    undo = pgbulk.undo(job, run="sync")
+    assert (undo.status, undo.done, undo.skipped_count) == ("succeeded", 9, 1)
+    assert undo.message == ("Restored 9 of 10 records. 1 skipped: they changed since the "
+                            "undone job.")
+    skipped = JobError.objects.get(job=undo)
+    assert skipped.skipped and skipped.object_pk == str(ids[3])
+    assert skipped.record == str(Book.objects.get(pk=ids[3]))
+    assert '"archived"' in skipped.message and '"published"' in skipped.message
+    assert Book.objects.get(pk=ids[3]).status == "archived"
+    assert set(Book.objects.filter(pk__in=ids).exclude(pk=ids[3])
+               .values_list("status", flat=True)) == {"draft"}
+
+
+@pytest.mark.worker
+def test_undo_is_refused_while_another_job_holds_the_records_and_changes_nothing(settings):
+    ids = make_books(10)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"title": "Done"}, run="sync")
+    settings.PGBULK = {**settings.PGBULK, "QUEUE": f"held-{uuid.uuid4().hex[:6]}"}
+    holder = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:1]), {"price": 3},
+                                run="async")  # queued on a queue no worker serves
+    jobs = Job.objects.count()
+    with pytest.raises(pgbulk.ConflictError):
+        pgbulk.undo(job)
+    assert Job.objects.count() == jobs
+    assert set(Book.objects.filter(pk__in=ids).values_list("title", flat=True)) == {"Done"}
+    holder.cancel()
+
+
+def test_undo_needs_the_change_permission_and_the_job_or_change_job(django_user_model):
+    ids = make_books(3)
+    owner = django_user_model.objects.create_user("owner")
+    other = django_user_model.objects.create_user("other")
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"title": "Mine"}, run="sync",
+                             user=owner)
+    with pytest.raises(PermissionDenied):
+        pgbulk.undo(job, user=owner)  # no change permission on books
+    change_book = Permission.objects.get(codename="change_book")
+    owner.user_permissions.add(change_book)
+    other.user_permissions.add(change_book)
+    owner, other = (django_user_model.objects.get(pk=u.pk) for u in (owner, other))
+    with pytest.raises(PermissionDenied):
+        pgbulk.undo(job, user=other)  # not theirs, no pgbulk.change_job
+    undo = pgbulk.undo(job, user=owner, run="sync")
+    assert undo.status == "succeeded" and undo.user == owner
+
+
+def test_deletes_and_unfinished_jobs_cannot_be_undone():
+    ids = make_books(3)
+    delete = pgbulk.bulk_delete(Book.objects.filter(pk__in=ids[:1]), run="sync")
+    with pytest.raises(pgbulk.BulkValidationError, match="A delete cannot be undone"):
+        pgbulk.undo(delete)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[1:]), {"title": "x"}, run="sync")
+    job.status = "running"  # as read while it ran
+    with pytest.raises(pgbulk.BulkValidationError, match="not finished"):
+        pgbulk.undo(job)
+
+
+@pytest.mark.worker
+def test_an_undo_runs_on_a_worker_like_any_job(worker):
+    ids = make_books(50)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 77}, run="sync")
+    undo = pgbulk.undo(job, run="async")
+    undo.wait(60)
+    assert undo.status == "succeeded", undo.message
+    assert set(Book.objects.filter(pk__in=ids).values_list("price", flat=True)) == {10}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pgbulk_reservation WHERE job_id = %s", [undo.pk])
+        assert cursor.fetchone()[0] == 0
+
+
+def test_the_job_row_records_what_it_logs_at_launch():
+    ids = make_books(2)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids),
+                             {"author": Book.objects.get(pk=ids[0]).author_id,
+                              "genres": {"add": []}}, run="sync")
+    assert job.params["change_log"] == {"fields": ["author_id"], "m2m": ["genres"],
+                                        "excluded": []}
+    assert all(set(before) == {"author_id", "genres"} for before, _ in logged(job).values())
