@@ -48,6 +48,8 @@ DEFAULTS: dict[str, Any] = {
     "ASYNC_MANAGER_DEFAULT": "pgbulk.managers.AsyncManager",
     # Per-record errors kept on a job (the count of failures is never capped).
     "MAX_RECORDED_ERRORS": 1000,
+    # Records a preview validates in memory (a random sample of the selection).
+    "PREVIEW_SAMPLE_SIZE": 100,
 }
 
 #: Old names, still read when the new one is not set (a DeprecationWarning, and the
@@ -81,6 +83,7 @@ class Settings:
     JOB_RETENTION: float  # days
     ASYNC_MANAGER_DEFAULT: str
     MAX_RECORDED_ERRORS: int
+    PREVIEW_SAMPLE_SIZE: int
 
     def __getattr__(self, name: str) -> Any:
         name = RENAMED.get(name, name)
