@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "bulk_update": "pgbulk.launch",
     "bulk_delete": "pgbulk.launch",
-    "preview": "pgbulk.preview",
+    "preview": "pgbulk.previews",
     "ConflictError": "pgbulk.exceptions",
     "BulkValidationError": "pgbulk.exceptions",
     "PgbulkError": "pgbulk.exceptions",
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from pgbulk.job_tasks import JobHandle, job_task
     from pgbulk.launch import bulk_delete, bulk_update
     from pgbulk.managers import AsyncManager
-    from pgbulk.preview import preview
+    from pgbulk.previews import preview
     from pgbulk.runtime import current_job, register_descendant_conflicts, skip_nested_async
 
 

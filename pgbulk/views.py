@@ -27,7 +27,7 @@ from pgbulk.forms import BulkEditForm
 from pgbulk.job_views import done_event, progress_context, render_compact
 from pgbulk.models import Job
 from pgbulk.permissions import can_see, can_view_records
-from pgbulk.preview import public_preview
+from pgbulk.previews import public_preview
 
 ACTIONS = ("form", "preview", "edit", "confirm-delete", "delete", "confirm-task", "task")
 

@@ -111,8 +111,8 @@ def preview(
     size = pgbulk_settings.PREVIEW_SAMPLE_SIZE if sample_size is None else sample_size
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ValueError(f"sample_size must be a whole number >= 0, not {sample_size!r}")
-    cleaned = clean_values(queryset.model, values, fields)
     with read_only(queryset.db):
+        cleaned = clean_values(queryset.model, values, fields)
         result = Previewer(queryset, cleaned).run(validation, size)
     return json.loads(json.dumps(result, cls=DjangoJSONEncoder))
 
