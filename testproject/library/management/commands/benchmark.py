@@ -11,6 +11,7 @@ Cases (targets from the speed issues):
 - launch of a 1M-book select-all over HTTP through the list view (--million) (<= 3 s)
 - worker peak RSS on 100k and 1M books                                     (< 200 MB, within 10%)
 - one sweep with 1M reservations of 10 live jobs, against an empty table   (<= 0.2 s)
+- preview of a 100k-book edit, through Python and through the list view    (<= 0.5 s each)
 
 Method: see testproject/library/bench.py (interleaved best of N, with the spread).
 """
@@ -33,7 +34,7 @@ from pgbulk.conf import pgbulk_settings
 from testproject.library.bench import ROOT, Worker, best_of, pair, rows_per_s, run_job
 from testproject.library.models import Book
 
-CASES = ["queryset", "save", "fanout", "launch", "http", "rss", "sweep"]
+CASES = ["queryset", "save", "fanout", "launch", "http", "rss", "sweep", "preview"]
 
 
 class Command(BaseCommand):
@@ -46,9 +47,12 @@ class Command(BaseCommand):
         parser.add_argument("--out", default=str(ROOT / "benchmarks"))
         parser.add_argument("--case", action="append", choices=CASES,
                             help="run only this case (repeatable); prints, writes no files")
+        parser.add_argument("--record", action="store_true",
+                            help="with --case: merge the cases' figures into results.json "
+                                 "(and redraw the chart)")
 
     def handle(self, *args, million: bool, runs: int, out: str, case: list[str] | None,
-               **options):
+               record: bool, **options):
         if settings.DEBUG:
             self.stderr.write("run with DJANGO_DEBUG=0 (./dev bench does)")
             sys.exit(2)
@@ -68,9 +72,11 @@ class Command(BaseCommand):
                 results["worker_rss_mb"] = self.rss_case(million)
             if "sweep" in cases:
                 results["sweep_1m_live"] = self.sweep_case(runs)
+            if "preview" in cases:
+                results.update(self.preview_cases(runs))
         self.stdout.write(json.dumps(results, indent=2))
-        if not case:
-            self.write(results, Path(out))
+        if not case or record:
+            self.write(results if not case else self.figures_only(results), Path(out))
 
     def worker_cases(self, cases: list[str], runs: int, million: bool) -> dict:
         results: dict = {}
@@ -203,6 +209,35 @@ class Command(BaseCommand):
             finally:
                 worker.stop()
         figures["target_max_mb"] = 200
+        return figures
+
+    def figures_only(self, results: dict) -> dict:
+        """A --case run's figures, without the run-wide keys a full run's ``runs`` describes."""
+        return {key: value for key, value in results.items()
+                if key not in ("runs", "chunk_size", "queryset_chunk_size")}
+
+    def preview_cases(self, runs: int) -> dict:
+        """``pgbulk.preview`` of a status change on 100k books: from Python, then as the
+        Preview button of the list view (select all, one HTTP request)."""
+        from testproject.library.bench_http import ListViewClient
+
+        books = Book.objects.select_related("author").prefetch_related("genres").filter(
+            pk__lte=self.ids(100_000)[-1])
+
+        def python() -> float:
+            start = time.perf_counter()
+            result = pgbulk.preview(books, {"status": "published"})
+            elapsed = time.perf_counter() - start
+            if result["total"] != 100_000 or result["failures"]["sampled"] != 100:
+                raise RuntimeError(f"unexpected preview: {result['total']} records")
+            return elapsed
+
+        figures = {"preview_100k": {"rows": books.count(), **best_of(runs, python),
+                                    "target_max_s": 0.5}}
+        with ListViewClient(queue="benchmark-held") as client:
+            figures["preview_http_100k"] = {"rows": Book.objects.count(),
+                                            **best_of(runs, client.preview_select_all),
+                                            "target_max_s": 0.5}
         return figures
 
     def sweep_case(self, runs: int) -> dict:
