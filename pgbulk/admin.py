@@ -171,9 +171,9 @@ class BulkEditAdminMixin(_AdminBase):
             "preview": preview,
             "readable": can_view_records(request.user, self.model._meta.label),
         }
-        invalid = applying or (previewing and preview is None)
+        refused = applying or (previewing and preview is None)
         return TemplateResponse(request, "pgbulk/admin/bulk_edit.html", context,
-                                status=422 if invalid else 200)
+                                status=422 if refused else 200)
 
     def pgbulk_preview(self, request: HttpRequest, queryset, form: BulkEditForm):
         """What Apply would do (``pgbulk.preview``), or None (errors shown on the form)."""

@@ -114,7 +114,7 @@ def test_a_views_manager_config_reaches_a_manager_that_takes_it():
 def test_a_public_function_stays_one_when_its_module_is_imported():
     """A submodule named like a lazily exported name would replace it on the package
     (``import pgbulk.x`` sets ``pgbulk.x``): no public name is also a module's name."""
-    import pgbulk.previews  # noqa: F401
+    import pgbulk.previews
 
     assert callable(pgbulk.preview) and not isinstance(pgbulk.preview, type(pgbulk))
     modules = {path.stem for path in Path(pgbulk.__file__).parent.glob("*.py")}
