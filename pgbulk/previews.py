@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any, TypedDict
 
 from django.core.exceptions import ValidationError
@@ -293,6 +294,8 @@ def display(field: Any, value: Any, choices: dict[Any, str], names: dict[Any, st
         return choices[value]
     if isinstance(value, bool):
         return _("Yes") if value else _("No")
+    if isinstance(value, Decimal) and getattr(field, "decimal_places", None) is not None:
+        return str(value.quantize(Decimal(1).scaleb(-field.decimal_places)))  # 12 -> 12.00
     return str(value)
 
 

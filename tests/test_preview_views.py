@@ -74,7 +74,7 @@ def test_select_all_with_filters_previews_what_apply_would_change(client):
                            headers={"HX-Request": "true"})
     assert response.status_code == 200
     assert "Preview: what Apply would do to 19 records" in response.content.decode()
-    assert "10.00 → 12: 19" in response.content.decode()
+    assert "10.00 → 12.00: 19" in response.content.decode()
 
 
 def test_an_invalid_value_is_422_with_the_form_retargeted(client):
