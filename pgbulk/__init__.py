@@ -1,7 +1,7 @@
 """pgbulk: background bulk edits and deletes for Django, with PostgreSQL as the only service.
 
 The public API is re-exported here (imported lazily, so ``pgbulk`` can sit in
-INSTALLED_APPS): ``pgbulk.bulk_update``, ``pgbulk.bulk_delete``, ``pgbulk.ConflictError``...
+INSTALLED_APPS): ``pgbulk.bulk_update``, ``pgbulk.bulk_delete``, ``pgbulk.preview``, ``pgbulk.ConflictError``...
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "bulk_update": "pgbulk.launch",
     "bulk_delete": "pgbulk.launch",
+    "preview": "pgbulk.previews",
     "undo": "pgbulk.undoing",
     "ConflictError": "pgbulk.exceptions",
     "BulkValidationError": "pgbulk.exceptions",
@@ -37,6 +38,7 @@ __all__ = [
     "bulk_update",
     "current_job",
     "job_task",
+    "preview",
     "register_descendant_conflicts",
     "skip_nested_async",
     "undo",
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from pgbulk.job_tasks import JobHandle, job_task
     from pgbulk.launch import bulk_delete, bulk_update
     from pgbulk.managers import AsyncManager
+    from pgbulk.previews import preview
     from pgbulk.runtime import current_job, register_descendant_conflicts, skip_nested_async
     from pgbulk.undoing import undo
 

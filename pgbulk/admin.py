@@ -22,7 +22,8 @@ from pgbulk import describe, record_errors
 from pgbulk.forms import BulkEditForm
 from pgbulk.job_views import progress_context
 from pgbulk.models import Job
-from pgbulk.permissions import can_see, get_visible_job, visible_jobs
+from pgbulk.permissions import can_see, can_view_records, get_visible_job, visible_jobs
+from pgbulk.previews import public_preview
 
 #: Errors the admin pages list before linking to the job's page.
 ADMIN_ERRORS = 20
@@ -129,8 +130,11 @@ class BulkEditAdminMixin(_AdminBase):
 
     def pgbulk_bulk_edit(self, request: HttpRequest, queryset):
         applying = "pgbulk_apply" in request.POST
-        form = BulkEditForm(self.model, self.bulk_fields, data=request.POST if applying else None)
+        previewing = "pgbulk_preview" in request.POST
+        form = BulkEditForm(self.model, self.bulk_fields,
+                            data=request.POST if applying or previewing else None)
         count = queryset.count()
+        preview = self.pgbulk_preview(request, queryset, form) if previewing else None
         if applying and form.is_valid():
             try:
                 job = pgbulk.bulk_update(
@@ -164,9 +168,26 @@ class BulkEditAdminMixin(_AdminBase):
             "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
             "select_across": request.POST.get("select_across", "0"),
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "preview": preview,
+            "readable": can_view_records(request.user, self.model._meta.label),
         }
+        refused = applying or (previewing and preview is None)
         return TemplateResponse(request, "pgbulk/admin/bulk_edit.html", context,
-                                status=422 if applying else 200)
+                                status=422 if refused else 200)
+
+    def pgbulk_preview(self, request: HttpRequest, queryset, form: BulkEditForm):
+        """What Apply would do (``pgbulk.preview``), or None (errors shown on the form)."""
+        if not form.is_valid():
+            return None
+        try:
+            data = pgbulk.preview(
+                queryset, form.values(), fields=self.bulk_fields,
+                validation=self.bulk_validation,
+                sample_size=0 if self.bulk_strategy == "queryset" else None)
+        except pgbulk.BulkValidationError as invalid:
+            form.add_validation_errors(invalid.errors)
+            return None
+        return public_preview(data, can_view_records(request.user, self.model._meta.label))
 
     def pgbulk_origin(self, request: HttpRequest, count: int) -> dict[str, Any]:
         select_all = request.POST.get("select_across") == "1"

@@ -55,6 +55,8 @@ DEFAULTS: dict[str, Any] = {
     "CHANGE_LOG_EXCLUDE": {},
     # Per-record errors kept on a job (the count of failures is never capped).
     "MAX_RECORDED_ERRORS": 1000,
+    # Records a preview validates in memory (a random sample of the selection).
+    "PREVIEW_SAMPLE_SIZE": 100,
 }
 
 #: Old names, still read when the new one is not set (a DeprecationWarning, and the
@@ -91,6 +93,7 @@ class Settings:
     RECORD_CHANGES: bool
     CHANGE_RETENTION: float  # days
     CHANGE_LOG_EXCLUDE: dict  # {"app_label.Model": [field names]}
+    PREVIEW_SAMPLE_SIZE: int
 
     def __getattr__(self, name: str) -> Any:
         name = RENAMED.get(name, name)

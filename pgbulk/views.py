@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.template.response import TemplateResponse
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
+from django_htmx.http import retarget
 
 import pgbulk
 from pgbulk import describe, list_jobs
@@ -25,9 +26,10 @@ from pgbulk.exceptions import ConflictEntry
 from pgbulk.forms import BulkEditForm
 from pgbulk.job_views import done_event, progress_context, render_compact
 from pgbulk.models import Job
-from pgbulk.permissions import can_see
+from pgbulk.permissions import can_see, can_view_records
+from pgbulk.previews import public_preview
 
-ACTIONS = ("form", "edit", "confirm-delete", "delete", "confirm-task", "task")
+ACTIONS = ("form", "preview", "edit", "confirm-delete", "delete", "confirm-task", "task")
 
 
 class SelectionError(Exception):
@@ -99,7 +101,7 @@ class BulkEditMixin(_ListViewBase):
             selection = self.bulk_selection()
         except SelectionError as error:
             return self.bulk_error(str(error), 400)
-        handlers = {"form": self.bulk_form, "edit": self.bulk_edit,
+        handlers = {"form": self.bulk_form, "preview": self.bulk_preview, "edit": self.bulk_edit,
                     "confirm-delete": self.bulk_confirm_delete,
                     "delete": self.bulk_delete_records, "confirm-task": self.bulk_confirm_task,
                     "task": self.bulk_run_task}
@@ -108,6 +110,29 @@ class BulkEditMixin(_ListViewBase):
     def bulk_form(self, selection: QuerySet) -> HttpResponse:
         form = BulkEditForm(self.bulk_model(), self.bulk_fields)
         return self.bulk_render("pgbulk/bulk_form.html", {"form": form, "count": selection.count()})
+
+    def bulk_preview(self, selection: QuerySet) -> HttpResponse:
+        """What Apply would do (``pgbulk.preview``), shown under the form; writes nothing.
+
+        Invalid values answer 422 with the form, swapped in place of the whole form.
+        """
+        form = BulkEditForm(self.bulk_model(), self.bulk_fields, data=self.request.POST)
+        if form.is_valid():
+            try:
+                data = pgbulk.preview(
+                    selection, form.values(), fields=self.bulk_fields,
+                    validation=self.bulk_validation,
+                    # The queryset strategy validates no record one by one.
+                    sample_size=0 if self.bulk_strategy == "queryset" else None)
+            except pgbulk.BulkValidationError as invalid:
+                form.add_validation_errors(invalid.errors)
+            else:
+                readable = can_view_records(self.request.user, self.bulk_model()._meta.label)
+                return self.bulk_render("pgbulk/bulk_preview.html", {
+                    "preview": public_preview(data, readable), "readable": readable})
+        response = self.bulk_render("pgbulk/bulk_form.html",
+                                    {"form": form, "count": selection.count()}, 422)
+        return retarget(response, "#pgbulk-modal-body")
 
     def bulk_edit(self, selection: QuerySet) -> HttpResponse:
         form = BulkEditForm(self.bulk_model(), self.bulk_fields, data=self.request.POST)

@@ -29,6 +29,10 @@ def bars(results: dict) -> list[tuple[str, float, float, bool]]:
     for count, mb in results.get("worker_rss_mb", {}).items():
         if count.isdigit():
             rows.append((f"worker RSS {int(count):,} (100 MB)", mb / 100, 2.0, False))
+    for key, label in (("preview_100k", "preview 100k, Python (s)"),
+                       ("preview_http_100k", "preview 100k, list view (s)")):
+        if key in results:
+            rows.append((label, results[key]["best_s"], results[key]["target_max_s"], False))
     if "sweep_1m_live" in results:
         case = results["sweep_1m_live"]
         rows.append(("sweep, 1M live reservations (s)", case["loaded"]["best_s"],

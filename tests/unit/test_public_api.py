@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import get_type_hints
 
 import pytest
@@ -108,3 +109,13 @@ def test_a_views_manager_config_reaches_a_manager_that_takes_it():
                         async_manager_config={"team": "books"})
     assert view.get_async_manager().seen == {"team": "books"}
     assert not hasattr(pgbulk.AsyncManager({"team": "books"}), "config")  # never stored
+
+
+def test_a_public_function_stays_one_when_its_module_is_imported():
+    """A submodule named like a lazily exported name would replace it on the package
+    (``import pgbulk.x`` sets ``pgbulk.x``): no public name is also a module's name."""
+    import pgbulk.previews
+
+    assert callable(pgbulk.preview) and not isinstance(pgbulk.preview, type(pgbulk))
+    modules = {path.stem for path in Path(pgbulk.__file__).parent.glob("*.py")}
+    assert sorted(set(pgbulk.__all__) & modules) == []

@@ -54,8 +54,19 @@
     }
     if (target.matches(".pgbulk-row, .pgbulk-page")) refresh();
     tickChangedField(target);
+    dropPreview(target);
   });
-  document.addEventListener("input", (event) => tickChangedField(event.target));
+  document.addEventListener("input", (event) => {
+    tickChangedField(event.target);
+    dropPreview(event.target);
+  });
+
+  // A preview shows what the form said when it was asked for: an edit makes it stale.
+  function dropPreview(target) {
+    const form = target.closest && target.closest(".pgbulk-form");
+    const preview = form && form.querySelector(".pgbulk-preview");
+    if (preview) preview.replaceChildren();
+  }
 
   // Changing a value in the bulk form ticks its "Change ..." box.
   function tickChangedField(target) {

@@ -13,6 +13,7 @@ Cases (targets from the speed issues):
 - one sweep with 1M reservations of 10 live jobs, against an empty table   (<= 0.2 s)
 - the change log's cost, end to end: the queryset strategy on 100k books and the save
   strategy on 10k, log on / log off                                         (<= 1.35, <= 1.10)
+- preview of a 100k-book edit, through Python and through the list view    (<= 0.5 s each)
 
 The speed targets above are measured with the change log off (RECORD_CHANGES False);
 the change log case measures what turning it on costs.
@@ -38,7 +39,8 @@ from pgbulk.conf import pgbulk_settings
 from testproject.library.bench import ROOT, Worker, best_of, pair, rows_per_s, run_job
 from testproject.library.models import Book
 
-CASES = ["queryset", "save", "fanout", "launch", "http", "rss", "sweep", "changelog"]
+CASES = ["queryset", "save", "fanout", "launch", "http", "rss", "sweep", "changelog",
+         "preview"]
 
 
 class Command(BaseCommand):
@@ -51,9 +53,12 @@ class Command(BaseCommand):
         parser.add_argument("--out", default=str(ROOT / "benchmarks"))
         parser.add_argument("--case", action="append", choices=CASES,
                             help="run only this case (repeatable); prints, writes no files")
+        parser.add_argument("--record", action="store_true",
+                            help="with --case: merge the cases' figures into results.json "
+                                 "(and redraw the chart)")
 
     def handle(self, *args, million: bool, runs: int, out: str, case: list[str] | None,
-               **options):
+               record: bool, **options):
         if settings.DEBUG:
             self.stderr.write("run with DJANGO_DEBUG=0 (./dev bench does)")
             sys.exit(2)
@@ -74,9 +79,11 @@ class Command(BaseCommand):
                 results["worker_rss_mb"] = self.rss_case(million)
             if "sweep" in cases:
                 results["sweep_1m_live"] = self.sweep_case(runs)
+            if "preview" in cases:
+                results.update(self.preview_cases(runs))
         self.stdout.write(json.dumps(results, indent=2))
-        if not case:
-            self.write(results, Path(out))
+        if not case or record:
+            self.write(results if not case else self.figures_only(results), Path(out))
 
     def worker_cases(self, cases: list[str], runs: int, million: bool) -> dict:
         results: dict = {}
@@ -231,6 +238,35 @@ class Command(BaseCommand):
             finally:
                 worker.stop()
         figures["target_max_mb"] = 200
+        return figures
+
+    def figures_only(self, results: dict) -> dict:
+        """A --case run's figures, without the run-wide keys a full run's ``runs`` describes."""
+        return {key: value for key, value in results.items()
+                if key not in ("runs", "chunk_size", "queryset_chunk_size")}
+
+    def preview_cases(self, runs: int) -> dict:
+        """``pgbulk.preview`` of a status change on 100k books: from Python, then as the
+        Preview button of the list view (select all, one HTTP request)."""
+        from testproject.library.bench_http import ListViewClient
+
+        books = Book.objects.select_related("author").prefetch_related("genres").filter(
+            pk__lte=self.ids(100_000)[-1])
+
+        def python() -> float:
+            start = time.perf_counter()
+            result = pgbulk.preview(books, {"status": "published"})
+            elapsed = time.perf_counter() - start
+            if result["total"] != 100_000 or result["failures"]["sampled"] != 100:
+                raise RuntimeError(f"unexpected preview: {result['total']} records")
+            return elapsed
+
+        figures = {"preview_100k": {"rows": books.count(), **best_of(runs, python),
+                                    "target_max_s": 0.5}}
+        with ListViewClient(queue="benchmark-held") as client:
+            figures["preview_http_100k"] = {"rows": Book.objects.count(),
+                                            **best_of(runs, client.preview_select_all),
+                                            "target_max_s": 0.5}
         return figures
 
     def sweep_case(self, runs: int) -> dict:

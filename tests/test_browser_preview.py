@@ -1,0 +1,42 @@
+"""Real browser (Debian's chromium via Playwright): the Preview step of the bulk modal,
+then Apply. Screenshots in artifacts/screenshots/."""
+
+from __future__ import annotations
+
+from pgbulk.models import Job
+from testproject.library.models import Book
+from tests.browser_steps import browser_test, open_edit_form, shot
+from tests.factories import make_books, reservation_count
+
+pytestmark = browser_test
+pytest_plugins = ["tests.browser"]  # its fixtures: browser, page, phone
+PREVIEW = "#pgbulk-modal #pgbulk-preview .pgbulk-preview-result"
+
+
+def test_preview_in_the_modal_then_apply(page):
+    ids = make_books(12, in_print=True)
+    Book.objects.filter(pk__in=ids[:9]).update(in_print=False)
+    open_edit_form(page)
+    page.locator("#pgbulk-modal [name=status]").select_option("archived")
+    page.click("#pgbulk-modal button:has-text('Preview')")
+    page.wait_for_selector(PREVIEW)
+    shot(page, "preview-1-modal-preview", full=False)
+    text = page.inner_text(PREVIEW)
+    assert "Preview: what Apply would do to 12 records" in text
+    assert "Draft → Archived: 12" in text
+    assert "3 of 12 sampled records would fail:" in text and "Book 9" in text
+    assert page.locator(f"{PREVIEW} .pgbulk-preview-sample tbody tr").count() == 5
+    assert not Job.objects.exists() and reservation_count() == 0
+    assert set(Book.objects.values_list("status", flat=True)) == {"draft"}
+    # A changed form makes the preview stale: it goes; preview again, then apply.
+    page.locator("#pgbulk-modal [name=status]").select_option("published")
+    assert page.locator(PREVIEW).count() == 0
+    page.click("#pgbulk-modal button:has-text('Preview')")
+    page.wait_for_selector(PREVIEW)
+    assert "Draft → Published: 12" in page.inner_text(PREVIEW)
+    assert "All 12 sampled records pass validation." in page.inner_text(PREVIEW)
+    page.click("#pgbulk-modal button[type=submit]")
+    page.wait_for_selector("#pgbulk-modal .pgbulk-progress[data-status=succeeded]")
+    shot(page, "preview-2-applied", full=False)
+    assert set(Book.objects.values_list("status", flat=True)) == {"published"}
+    assert Job.objects.get().status == "succeeded"
