@@ -15,6 +15,7 @@ from typing import Any
 from django.contrib.postgres.aggregates import JSONBAgg
 from django.db import connections
 from django.db.models import F, JSONField, Model, OuterRef, QuerySet, Subquery, TextField, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce, JSONObject
 from django.db.models.sql import UpdateQuery
 
@@ -106,32 +107,31 @@ class ChangeLog:
             self.execute(query("change_log_drop"), (self.job_id, keys))
 
     def update_logged(self, records: QuerySet, assignments: dict[str, Any]) -> int:
-        """One statement: UPDATE ``records`` with ``assignments`` and log each one's values
-        before (read by the statement) and after. Returns how many were changed.
+        """One statement: read ``records``' values, UPDATE them with ``assignments`` (found
+        again by their row address, not the index) and log each one's values before and
+        after. Returns how many were changed.
 
-        A record another transaction changed in a logged field while the statement ran
-        is not changed (PostgreSQL re-checks the condition on the newer row), so its
-        "before" is never stale: the caller sees fewer records changed and takes the
+        A record another transaction changed while the statement ran is not changed
+        (PostgreSQL re-checks the condition on the newer row, whose address differs), so
+        its "before" is never stale: the caller sees fewer records changed and takes the
         locked path. Only for plain fields of a model with one table (no parents)."""
+        quote = connections[self.using].ops.quote_name
+        table = quote(self.model._meta.db_table)
         fields: list[Any] = [self.model._meta.get_field(attname) for attname in self.fields]
-        old = self.snapshot(records).annotate(
-            **{f"_pgbulk_old_{i}": F(f.attname) for i, f in enumerate(fields)})
+        olds = {f"_pgbulk_old_{i}": F(f.attname) for i, f in enumerate(fields)}
+        old = self.snapshot(records).annotate(_pgbulk_ctid=RawSQL(f"{table}.ctid", []), **olds)
         old_sql, old_params = old.values_list(
-            PK, KEY, VALUES, *(f"_pgbulk_old_{i}" for i in range(len(fields)))
-        ).query.get_compiler(self.using).as_sql()
+            PK, KEY, VALUES, "_pgbulk_ctid", *olds).query.get_compiler(self.using).as_sql()
         update: Any = self.model._base_manager.using(self.using).all().query.chain(UpdateQuery)
         update.add_update_values(assignments)
         set_sql, set_params = update.get_compiler(self.using).as_sql()  # no WHERE: added here
-        quote = connections[self.using].ops.quote_name
-        table = quote(self.model._meta.db_table)
-        pk = f"{table}.{quote(self.model._meta.pk.column or 'id')}"
         now = ", ".join(f"{table}.{quote(f.column)}" for f in fields)
-        then = ", ".join(f'o."_pgbulk_old_{i}"' for i in range(len(fields)))
+        then = ", ".join(f'o."{name}"' for name in olds)
         after = ", ".join(f"'{f.attname}', {table}.{quote(f.column)}" for f in fields)
         sql = (query("change_log_update").replace("{update}", set_sql)
-               .replace("{old}", old_sql).replace("{pk}", pk)
+               .replace("{old}", old_sql).replace("{table}", table)
                .replace("{now}", now).replace("{then}", then).replace("{after}", after))
-        return self.execute(sql, (*set_params, *old_params, self.job_id))
+        return self.execute(sql, (*old_params, *set_params, self.job_id))
 
     def execute(self, sql: str, params: tuple) -> int:
         with connections[self.using].cursor() as cursor:

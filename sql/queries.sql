@@ -360,15 +360,17 @@ WHERE c.job_id = %s::uuid AND c.object_pk = s."_pgbulk_key"
 DELETE FROM pgbulk_change WHERE job_id = %s::uuid AND object_pk = ANY(%s::text[])
 
 -- name: change_log_update
--- The set-based strategy's logged UPDATE, one statement: the SET part of the UPDATE,
--- then the records with their values as read (key, key as text, logged values,
--- then each logged column); a record whose logged columns changed meanwhile is left
--- out (the condition is re-checked on the newer row). Logs both sides.
--- params: the SET part's, the records', job_id.
-WITH pgbulk_new AS (
+-- The set-based strategy's logged UPDATE, one statement: the records with their values
+-- as read (key, key as text, logged values, row address, each logged column), then
+-- the SET part of the UPDATE, applied to them by row address (a TID scan); a record
+-- changed meanwhile is left out (the condition is re-checked on the newer row, whose
+-- address differs). Logs both sides. params: the records', the SET part's, job_id.
+WITH pgbulk_old AS MATERIALIZED ({old}),
+pgbulk_new AS (
     {update}
-    FROM ({old}) o
-    WHERE {pk} = o."_pgbulk_pk" AND ROW({now}) IS NOT DISTINCT FROM ROW({then})
+    FROM pgbulk_old o
+    WHERE {table}.ctid = ANY(ARRAY(SELECT "_pgbulk_ctid" FROM pgbulk_old))
+      AND {table}.ctid = o."_pgbulk_ctid" AND ROW({now}) IS NOT DISTINCT FROM ROW({then})
     RETURNING o."_pgbulk_key", o."_pgbulk_values", jsonb_build_object({after})
 )
 INSERT INTO pgbulk_change (job_id, object_pk, before, after)

@@ -92,10 +92,12 @@ def test_a_record_another_writer_changes_during_the_update_is_logged_with_its_ne
 
     thread = threading.Thread(target=run_job)
     thread.start()
-    wait_for(lambda: waiting_on_a_lock("pgbulk_new"))  # the set-based UPDATE waits for it
-    other.commit()
-    other.close()
-    thread.join(30)
+    try:  # the set-based UPDATE (its text starts with this comment) waits for the writer
+        wait_for(lambda: waiting_on_a_lock("logged UPDATE"))
+    finally:
+        other.commit()
+        other.close()
+        thread.join(30)
     job = launched["job"]
     assert job.status == "succeeded"
     assert logged(job)[str(ids[2])] == ({"title": "Meanwhile"}, {"title": "Bulk"})
