@@ -281,6 +281,17 @@ def test_an_unfinished_job_offers_a_disabled_undo(client, editor, settings):
     assert client.post(f"/pgbulk/jobs/{queued.id}/undo/").status_code == 400
 
 
+def test_the_dashboard_offers_undo_on_finished_logged_updates(client, editor):
+    ids = make_books(4)
+    job = publish(ids[:2], editor)
+    deleted = pgbulk.bulk_delete(Book.objects.filter(pk__in=ids[2:]), run="sync", user=editor)
+    html = client.get("/pgbulk/jobs/").content.decode()
+    assert f'href="/pgbulk/jobs/{job.id}/undo/"' in html
+    assert f"/pgbulk/jobs/{deleted.id}/undo/" not in html
+    client.force_login(user_with("watcher", "view_job", "view_book"))
+    assert "/undo/" not in client.get("/pgbulk/jobs/").content.decode()
+
+
 # --- skipped records ---------------------------------------------------------------------------
 
 
