@@ -193,6 +193,7 @@ def test_undo_asks_first_then_restores_and_links_both_ways(client, editor):
     assert undo.status == "succeeded" and undo.user == editor
     assert set(Book.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"draft"}
     undo_page = text_of(page_of(client, undo))
+    assert "Undo: put back status on 3 Books" in undo_page  # the title, the dashboard's line
     assert "Restored 3 of 3" in undo_page
     assert "Undoes job status → Published on 3 Books" in undo_page
     assert "status: Published → Draft" in undo_page  # the undo's own log
