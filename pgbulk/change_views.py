@@ -21,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from pgbulk import changes, describe, undoing
+from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import BulkValidationError, ConflictEntry, ConflictError
 from pgbulk.models import Job
 from pgbulk.permissions import can_see, can_view_records, get_visible_job
@@ -131,6 +132,7 @@ def undo_page(request: HttpRequest, job: Job, status: int, *, error: str = "",
         "conflicts": conflicts or [], "links": job_links(request.user, job),
         "fields": field_labels(job),
         "records": changes.log_of(job).count() if status == 200 else 0,
+        "undo_logged": pgbulk_settings.RECORD_CHANGES,
     }
     return render(request, "pgbulk/job_undo.html", context, status=status)
 

@@ -52,3 +52,9 @@ def test_edit_see_the_changes_undo_and_the_records_are_back(page, worker):
     page.click(".pgbulk-undoes a")
     page.wait_for_selector(".pgbulk-undone-by")
     assert "Undone by" in page.inner_text("main")
+
+    page.goto(f"/admin/library/book/{ids[1]}/history/")  # both jobs, newest first
+    history = page.inner_text("#pgbulk-history")
+    assert "Undo: put back status on 300 Books" in history
+    assert "status: Published → Draft" in history and "status: Draft → Published" in history
+    shot(page, "undo-4-admin-history")

@@ -262,6 +262,16 @@ def test_undo_refused_on_conflict_names_the_holder(client, editor, settings):
     assert set(Book.objects.values_list("status", flat=True)) == {"published"}
 
 
+def test_undo_of_records_deleted_since_is_a_400_not_an_error(client, editor):
+    ids = make_books(2)
+    job = publish(ids, editor)
+    Book.objects.filter(pk__in=ids).delete()
+    response = client.post(f"/pgbulk/jobs/{job.id}/undo/")
+    assert response.status_code == 400  # the launch finds no record left to put back
+    assert "This job cannot be undone:" in text_of(response)
+    assert not Job.objects.filter(undo_of=job).exists()
+
+
 def test_undo_is_csrf_protected(editor):
     ids = make_books(1)
     job = publish(ids, editor)
