@@ -1,4 +1,5 @@
-"""Django admin: the Job history (read-only) and BulkEditAdminMixin, a bulk edit action.
+"""Django admin: the Job history (read-only), BulkEditAdminMixin (a bulk edit action) and
+BulkHistoryAdminMixin (a record's History lists the bulk jobs that changed it).
 
 The action stays in the admin: its form and its progress page extend the admin's base
 template, with breadcrumbs and a link back to the changelist.
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -18,7 +20,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 import pgbulk
-from pgbulk import describe, record_errors
+from pgbulk import changes, describe, record_errors
+from pgbulk.change_views import job_links
 from pgbulk.forms import BulkEditForm
 from pgbulk.job_views import progress_context
 from pgbulk.models import Job
@@ -88,6 +91,7 @@ class JobAdmin(admin.ModelAdmin):
         extra = dict(extra_context or {})
         if job is not None:
             extra.update(job_page_context(request, job))
+            extra.update(links=job_links(request.user, job), change_log=changes.state(job))
         return super().change_view(request, object_id, form_url, extra)
 
 
@@ -97,8 +101,26 @@ else:
     _AdminBase = object
 
 
-class BulkEditAdminMixin(_AdminBase):
-    """Adds "Bulk edit selected ..." to a ModelAdmin's actions (async with progress)."""
+class BulkHistoryAdminMixin(_AdminBase):
+    """A record's History page also lists the bulk jobs whose change log names it."""
+
+    object_history_template = "admin/pgbulk/object_history.html"
+
+    def history_view(self, request: HttpRequest, object_id: str,
+                     extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        extra = dict(extra_context or {})
+        obj = self.get_object(request, unquote(object_id))
+        if obj is not None and self.has_view_or_change_permission(request, obj):
+            rows = changes.record_history(self.model, obj.pk)
+            extra["pgbulk_history"] = [
+                {"row": row, "visible": can_see(request.user, row.job)} for row in rows]
+            extra["pgbulk_history_limit"] = changes.HISTORY_LIMIT
+        return super().history_view(request, object_id, extra)
+
+
+class BulkEditAdminMixin(BulkHistoryAdminMixin):
+    """Adds "Bulk edit selected ..." to a ModelAdmin's actions (async with progress), and
+    the bulk jobs that changed a record to its History (BulkHistoryAdminMixin)."""
 
     bulk_fields: list[str] = []
     bulk_async: bool = True

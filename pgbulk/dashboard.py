@@ -24,6 +24,7 @@ from pgbulk.permissions import (
     sees_others,
     visible_jobs,
 )
+from pgbulk.undoing import may_undo
 
 PER_PAGE = 25
 #: Seconds between two refreshes: while a job shown is active, and otherwise (to
@@ -39,6 +40,7 @@ class Row:
     duration: str
     can_cancel: bool
     cancel_question: str
+    can_undo: bool = False  # offers "Undo…" (its confirmation page says what, or why not)
 
 
 def filtered(request: HttpRequest) -> tuple[Any, dict[str, str]]:
@@ -71,7 +73,13 @@ def row(request: HttpRequest, job: Job) -> Row:
     summary = describe.summary(job)
     return Row(job, summary, job_status(job, data), duration_text(duration),
                can_cancel(request.user, job) and not job.is_terminal,
-               cancel_question(job, summary))
+               cancel_question(job, summary), offers_undo(request.user, job))
+
+
+def offers_undo(user: Any, job: Job) -> bool:
+    """A finished update job with its log, that ``user`` may undo (no query per row)."""
+    return (job.kind == "update" and job.is_terminal and job.change_log == "kept"
+            and may_undo(user, job))
 
 
 def page_url(request: HttpRequest, number: int) -> str:

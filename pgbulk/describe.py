@@ -51,12 +51,15 @@ def records_phrase(job: Job, count: int) -> str:
 
 
 def operation(job: Job) -> str:
-    """ "status → Published; genres: add Fiction", "Delete", or the task's label."""
+    """ "status → Published; genres: add Fiction", "Undo: put back status", "Delete", or
+    the task's label."""
     context = job.params.get("context") or {}
     if job.kind == "delete":
         return _("Delete")
     if job.kind != "update":
         return str(context.get("label") or job.task_name.rsplit(".", 1)[-1].replace("_", " "))
+    if job.params.get("undo_of"):
+        return undo_operation(job)
     model = job_model(job)
     values = job.params.get("values") or {}
     if model is None:
@@ -64,6 +67,21 @@ def operation(job: Job) -> str:
     order = {f.name: i for i, f in enumerate(model._meta.get_fields())}  # jsonb sorts keys
     names = sorted(values, key=lambda name: order.get(name, len(order)))
     return "; ".join(change_phrase(model, name, values[name]) for name in names)
+
+
+def undo_operation(job: Job) -> str:
+    """ "Undo: put back status, genres" (the fields an undo restores)."""
+    spec = job.params.get("undo_spec") or {}
+    names = [*spec.get("fields", []), *spec.get("m2m", [])]
+    model = job_model(job)
+    labels = []
+    for name in names:
+        try:
+            field: Any = model._meta.get_field(name) if model else None
+        except FieldDoesNotExist:
+            field = None
+        labels.append(str(field.verbose_name) if field is not None else name)
+    return _("Undo: put back %(fields)s") % {"fields": ", ".join(labels)}
 
 
 def summary(job: Job) -> str:

@@ -21,11 +21,13 @@ from pgbulk.models import Job
 
 @dataclass(frozen=True)
 class Bar:
-    """Widths (percent of total) of the changed, failed and remaining parts."""
+    """Widths (percent of total) of the changed, failed, remaining and skipped parts
+    (skipped: records an undo left alone)."""
 
     changed: float
     failed: float
     remaining: float
+    skipped: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,14 @@ PLAIN_COUNT = re.compile(r"^\d+ of \d+$")
 
 
 def verb(job: Job) -> str:
+    if is_undo(job):
+        return _("Restored")
     return {"update": _("Changed"), "delete": _("Deleted")}.get(job.kind, _("Done"))
+
+
+def is_undo(job: Job) -> bool:
+    """An undo job (its link survives the undone job: params keep its id)."""
+    return bool(job.undo_of_id or job.params.get("undo_of"))
 
 
 def at_time(moment: Any) -> str:
@@ -69,11 +78,14 @@ def duration_text(elapsed: float | None) -> str:
 
 def job_status(job: Job, progress: dict[str, Any]) -> JobStatus:
     done, failed, total = progress["done"], progress["failed_count"], progress["total"]
+    skipped = progress.get("skipped_count") or 0
     of = _("%(verb)s %(done)s of %(total)s") % {
         "verb": verb(job), "done": number(done), "total": number(total)}
     parts = [of]
     if failed:
         parts.append(_("%(count)s failed") % {"count": number(failed)})
+    if skipped:
+        parts.append(_("%(count)s skipped") % {"count": number(skipped)})
     tone = progress["status"]
     headline = job.get_status_display()
     if progress["status"] == "queued":
@@ -87,8 +99,8 @@ def job_status(job: Job, progress: dict[str, Any]) -> JobStatus:
     message = progress.get("message") or ""
     note = "" if PLAIN_COUNT.match(message) else message
     announcement = f"{headline}. {message}" if job.is_terminal else ""
-    return JobStatus(headline, " · ".join(parts), bar(done, failed, total), tone, note,
-                     announcement)
+    return JobStatus(headline, " · ".join(parts), bar(done, failed, total, skipped), tone,
+                     note, announcement)
 
 
 def queued_text(position: int | None, *, again: bool = False) -> str:
@@ -144,12 +156,14 @@ def cancelled_text(job: Job, done: int, total: int) -> str:
         "done": number(done), "total": number(total)}
 
 
-def bar(done: int, failed: int, total: int) -> Bar:
+def bar(done: int, failed: int, total: int, skipped: int = 0) -> Bar:
     if total <= 0:
         return Bar(0.0, 0.0, 100.0)
     changed = min(100.0, round(100.0 * done / total, 1))
     failed_pct = min(100.0 - changed, round(100.0 * failed / total, 1))
-    return Bar(changed, failed_pct, round(100.0 - changed - failed_pct, 1))
+    skipped_pct = min(100.0 - changed - failed_pct, round(100.0 * skipped / total, 1))
+    return Bar(changed, failed_pct, round(100.0 - changed - failed_pct - skipped_pct, 1),
+               skipped_pct)
 
 
 def cancel_question(job: Job, summary: str) -> str:

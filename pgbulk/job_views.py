@@ -1,4 +1,5 @@
-"""Job endpoints: progress (HTMX fragment or JSON), cancel, dashboard, detail, errors CSV.
+"""Job endpoints: progress (HTMX fragment or JSON), cancel, dashboard, detail, errors CSV
+(the change log's section, its CSV and Undo are in ``pgbulk.change_views``).
 
 Who may see or cancel what is decided in ``pgbulk.permissions``; a job the user may
 not see is a 404.
@@ -22,7 +23,8 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 from django_htmx.middleware import HtmxDetails
 
-from pgbulk import describe, progress, record_errors
+from pgbulk import change_views, describe, progress, record_errors
+from pgbulk.conf import pgbulk_settings
 from pgbulk.dashboard import dashboard_context
 from pgbulk.job_status import cancel_question, duration_text, job_status
 from pgbulk.models import Job
@@ -144,11 +146,19 @@ def job_detail(request: HttpRequest, job_id) -> HttpResponse:
     job = get_visible_job(request.user, job_id)
     context = progress_context(request, job, "detail")
     user: Any = request.user
+    readable = context["records_readable"]
+    skipped = record_errors.count(job, skipped=True) if job.skipped_count else 0
     context.update({
         "operation": describe.operation(job),
         "selection": describe.selection(job),
         "errors": record_errors.page(job, request.GET.get("errors_page"), links=user.is_staff)
-        if context["records_readable"] and context["errors_count"] else None,
+        if readable and context["errors_count"] else None,
+        "skipped_count": skipped,
+        "skipped": record_errors.page(job, request.GET.get("skipped_page"),
+                                      links=user.is_staff, skipped=True)
+        if readable and skipped else None,
+        "retention_days": f"{pgbulk_settings.CHANGE_RETENTION:g}",
+        **change_views.detail_context(request, job),
     })
     return render(request, "pgbulk/job_detail.html", context)
 

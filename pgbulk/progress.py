@@ -87,10 +87,12 @@ def figures(job: Job, *, live: Any, in_flight: tuple[int, int, int], worker_lost
         done, failed = done + in_flight[0], failed + in_flight[1]
         if live is not None and live.message:
             message = live.message
+    skipped = job.skipped_count or 0  # an undo's records left alone: processed, not remaining
     if total:
         done = min(done, total)
         failed = min(failed, total - done)
-    processed = done + failed
+        skipped = min(skipped, total - done - failed)
+    processed = done + failed + skipped
     percent = 100.0 if job.is_terminal and job.status == "succeeded" else (
         round(100.0 * processed / total, 1) if total else 0.0
     )
@@ -108,6 +110,7 @@ def figures(job: Job, *, live: Any, in_flight: tuple[int, int, int], worker_lost
         "model": job.model,
         "done": done,
         "failed_count": failed,
+        "skipped_count": skipped,
         "total": total,
         "percent": min(percent, 100.0),
         "rate": rate,

@@ -1,7 +1,9 @@
 """A job's per-record errors, for pages and CSV: every one, named, linked to the admin.
 
 Errors come from the uncapped ``JobError`` table; a job from before it (or whose engine
-wrote only the capped summary) falls back to ``job.errors``. A row without the record's
+wrote only the capped summary) falls back to ``job.errors``. Pages show failures and the
+records an undo skipped (``JobError.skipped``: changed since the undone job) apart; the
+CSV holds both (a skip's message says it was skipped). A row without the record's
 ``str()`` is named by the record as it is now, never shown as a bare key.
 """
 
@@ -34,17 +36,20 @@ class ErrorRow:
     admin_url: str = ""
 
 
-def source(job: Job) -> Any:
-    """The job's errors: a JobError queryset, or rows made from the capped summary."""
+def source(job: Job, *, skipped: bool | None = False) -> Any:
+    """The job's failures (``skipped=True``: its skipped records; None: both): a JobError
+    queryset, or failures made from the capped summary."""
     stored = job.record_errors.order_by("id")
-    if stored.exists() or not job.errors:
+    if skipped is not None:
+        stored = stored.filter(skipped=skipped)
+    if skipped or stored.exists() or not job.errors:
         return stored
     return [ErrorRow(str(e.get("pk", "")), str(e.get("record") or ""),
                      str(e.get("field") or ""), str(e.get("message", ""))) for e in job.errors]
 
 
-def count(job: Job) -> int:
-    rows = source(job)
+def count(job: Job, *, skipped: bool = False) -> int:
+    rows = source(job, skipped=skipped)
     return len(rows) if isinstance(rows, list) else rows.count()
 
 
@@ -92,9 +97,10 @@ def admin_change_url(model: type[Model], object_pk: str) -> str:
         return ""
 
 
-def page(job: Job, number: Any, *, links: bool, per_page: int = PER_PAGE) -> Page:
-    """One page of named errors (``page.object_list`` holds ErrorRow)."""
-    errors = Paginator(source(job), per_page).get_page(number)
+def page(job: Job, number: Any, *, links: bool, skipped: bool = False,
+         per_page: int = PER_PAGE) -> Page:
+    """One page of named failures, or skips (``page.object_list`` holds ErrorRow)."""
+    errors = Paginator(source(job, skipped=skipped), per_page).get_page(number)
     errors.object_list = named(job, list(errors.object_list), links=links)
     return errors
 
@@ -124,7 +130,7 @@ def csv_lines(job: Job) -> Iterator[str]:
     """The CSV of every error of a job, header first, streamed in batches."""
     writer = csv.writer(Echo())
     yield writer.writerow(["key", "record", "field", "message"])
-    rows = source(job)
+    rows = source(job, skipped=None)
     batch: list[Any] = []
     items = iter(rows) if isinstance(rows, list) else rows.iterator(chunk_size=2000)
     for item in items:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pgbulk import job_views
+from pgbulk import change_views, job_views
 
 app_name = "pgbulk"
 
@@ -10,4 +10,6 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/progress/", job_views.job_progress, name="job-progress"),
     path("jobs/<uuid:job_id>/cancel/", job_views.job_cancel, name="job-cancel"),
     path("jobs/<uuid:job_id>/errors.csv", job_views.job_errors_csv, name="job-errors-csv"),
+    path("jobs/<uuid:job_id>/changes.csv", change_views.job_changes_csv, name="job-changes-csv"),
+    path("jobs/<uuid:job_id>/undo/", change_views.job_undo, name="job-undo"),
 ]

@@ -1,0 +1,360 @@
+"""The change log and undo on the job pages and in the admin: what changed (before → after),
+its CSV, who may read it, Undo with its refusals, the links between a job and its undos,
+skipped records, and a record's History. Real PostgreSQL; undos run in the request."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from html import unescape
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+
+import pgbulk
+from pgbulk.models import Change, Job, JobError
+from testproject.library.models import Author, Book, Genre
+from tests.factories import make_books
+
+pytestmark = pytest.mark.django_db
+MINUS = "\u2212"  # what the page writes before a removed related record
+
+
+@pytest.fixture(autouse=True)
+def in_the_request(settings):
+    settings.PGBULK = {"ASYNC_ENABLED": False}
+
+
+def user_with(name: str, *codenames: str, staff: bool = False) -> User:
+    user = User.objects.create_user(name, password="x", is_staff=staff)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    return User.objects.get(pk=user.pk)  # fresh permission cache
+
+
+@pytest.fixture
+def editor(client) -> User:
+    user = user_with("editor", "change_book", "view_book", "delete_book", staff=True)
+    client.force_login(user)
+    return user
+
+
+def text_of(response) -> str:
+    """What a reader sees: no tags, entities decoded, whitespace collapsed."""
+    html = response.content.decode()
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))
+
+
+def publish(ids, user, **values) -> Job:
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids),
+                             values or {"status": "published"}, run="sync", user=user)
+    assert job.status == "succeeded", job.message
+    return job
+
+
+def page_of(client, job: Job, query: str = ""):
+    response = client.get(f"/pgbulk/jobs/{job.id}/{query}")
+    assert response.status_code == 200
+    return response
+
+
+# --- the Changes section ----------------------------------------------------------------------
+
+
+def test_changes_show_each_record_before_and_after_in_words(client, editor):
+    ids = make_books(3)
+    other = Author.objects.create(name="Other author")
+    poetry = Genre.objects.get(name="Poetry")
+    job = publish(ids, editor, status="published", author=other.pk,
+                  genres={"add": [poetry.pk]})
+    assert Change.objects.filter(job=job).count() == 3
+    response = page_of(client, job)
+    text = text_of(response)
+    assert "3 records changed" in text
+    assert "status: Draft → Published" in text  # choice labels
+    assert "author: Test author" in text and f"→ Other author (#{other.pk})" in text
+    assert "genres: + Poetry" in text and MINUS not in text.split("Changes", 1)[1].split("Errors")[0]
+    html = response.content.decode()
+    assert f'href="/admin/library/book/{ids[0]}/change/"' in html  # the record's admin page
+    assert f'href="/pgbulk/jobs/{job.id}/changes.csv"' in html
+
+
+def test_many_to_many_removals_read_minus(client, editor):
+    ids = make_books(2)  # each in Crime
+    poetry = Genre.objects.get(name="Poetry")
+    job = publish(ids, editor, genres={"set": [poetry.pk]})
+    text = text_of(page_of(client, job))
+    assert f"genres: + Poetry / {MINUS} Crime" in text
+
+
+def test_pages_walk_the_log_by_key_forward_and_back(client, editor):
+    ids = make_books(120)
+    job = publish(ids, editor)
+    keys = sorted(str(i) for i in ids)  # the log's order: keys as text
+
+    def rows(response) -> list[str]:
+        return re.findall(r'class="pgbulk-change-key"><code>([^<]+)</code>',
+                          response.content.decode())
+
+    def link(response, rel: str) -> str:
+        found = re.search(rf'<a href="([^"]+)" rel="{rel}"', response.content.decode())
+        return unescape(found.group(1)) if found else ""
+
+    first = page_of(client, job)
+    assert rows(first) == keys[:50] and link(first, "prev") == ""
+    assert "120 records changed" in text_of(first)
+    second = client.get(f"/pgbulk/jobs/{job.id}/" + link(first, "next").split("#")[0])
+    assert rows(second) == keys[50:100]
+    third = client.get(f"/pgbulk/jobs/{job.id}/" + link(second, "next").split("#")[0])
+    assert rows(third) == keys[100:] and link(third, "next") == ""
+    back = client.get(f"/pgbulk/jobs/{job.id}/" + link(third, "prev").split("#")[0])
+    assert rows(back) == keys[50:100]
+    again = client.get(f"/pgbulk/jobs/{job.id}/" + link(back, "prev").split("#")[0])
+    assert rows(again) == keys[:50] and link(again, "prev") == ""
+
+
+def test_the_key_filter_finds_one_record(client, editor):
+    ids = make_books(60)
+    job = publish(ids[:30], editor)
+    one = page_of(client, job, f"?changes_key={ids[7]}")
+    found = re.findall(r'class="pgbulk-change-key"><code>([^<]+)</code>', one.content.decode())
+    assert found == [str(ids[7])]
+    assert f"Record with key {ids[7]}" in text_of(one)
+    missing = text_of(page_of(client, job, f"?changes_key={ids[40]}"))
+    assert f"This job changed no record with the key {ids[40]}." in missing
+
+
+def test_csv_holds_the_whole_log_as_stored(client, editor):
+    ids = make_books(130)
+    job = publish(ids, editor, status="published", price="12.50")
+    response = client.get(f"/pgbulk/jobs/{job.id}/changes.csv")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert response["Content-Disposition"] == f'attachment; filename="job-{job.id}-changes.csv"'
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    header = rows[0]
+    assert header[0] == "key" and len(rows) == 131
+    assert set(header[1:]) == {"status before", "status after", "price before", "price after"}
+    first = dict(zip(header, rows[1], strict=True))
+    assert first["key"] == min(str(i) for i in ids)
+    assert (first["status before"], first["status after"]) == ("draft", "published")
+    assert float(first["price before"]) == 10 and float(first["price after"]) == 12.5
+
+
+def test_the_log_is_only_for_who_may_view_the_records(client, editor):
+    ids = make_books(2)
+    job = publish(ids, editor)
+    watcher = user_with("watcher", "view_job")  # sees every job, not the books
+    client.force_login(watcher)
+    response = page_of(client, job)
+    text = text_of(response)
+    assert "You may not view these records, so their changes are not shown." in text
+    assert "pgbulk-change-key" not in response.content.decode()
+    assert "Undo" not in text  # no change permission: no button
+    assert client.get(f"/pgbulk/jobs/{job.id}/changes.csv").status_code == 403
+    stranger = user_with("stranger", "view_book", "change_book")  # may not see the job
+    client.force_login(stranger)
+    assert client.get(f"/pgbulk/jobs/{job.id}/changes.csv").status_code == 404
+
+
+def test_pages_say_when_the_log_expired_or_was_not_kept(client, editor, settings):
+    ids = make_books(2)
+    expired = publish(ids, editor)
+    Change.objects.filter(job=expired).delete()
+    Job.objects.filter(pk=expired.pk).update(change_log="expired")
+    text = text_of(page_of(client, expired))
+    assert "Its change log was deleted: change logs are kept 30 days after a job ends" in text
+    assert client.get(f"/pgbulk/jobs/{expired.id}/changes.csv").status_code == 404
+    settings.PGBULK = {"ASYNC_ENABLED": False, "RECORD_CHANGES": False}
+    unlogged = publish(ids, editor, status="archived", in_print=False)
+    text = text_of(page_of(client, unlogged))
+    assert "No change log was recorded: the job ran with RECORD_CHANGES off." in text
+    assert "It ran without a change log" in text  # the disabled Undo says why
+
+
+# --- Undo -------------------------------------------------------------------------------------
+
+
+def test_undo_asks_first_then_restores_and_links_both_ways(client, editor):
+    ids = make_books(3)
+    job = publish(ids, editor)
+    detail = page_of(client, job).content.decode()
+    assert f'href="/pgbulk/jobs/{job.id}/undo/"' in detail
+    confirm = client.get(f"/pgbulk/jobs/{job.id}/undo/")
+    assert confirm.status_code == 200
+    text = text_of(confirm)
+    assert ("Put back the values of 3 records changed by this job; records changed since "
+            "are skipped.") in text
+    assert "Fields put back: status." in text
+    assert Job.objects.count() == 1  # asking launches nothing
+    response = client.post(f"/pgbulk/jobs/{job.id}/undo/")
+    undo = Job.objects.get(undo_of=job)
+    assert response.status_code == 302 and response["Location"] == f"/pgbulk/jobs/{undo.id}/"
+    assert undo.status == "succeeded" and undo.user == editor
+    assert set(Book.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"draft"}
+    undo_page = text_of(page_of(client, undo))
+    assert "Undo: put back status on 3 Books" in undo_page  # the title, the dashboard's line
+    assert "Restored 3 of 3" in undo_page
+    assert "Undoes job status → Published on 3 Books" in undo_page
+    assert "status: Published → Draft" in undo_page  # the undo's own log
+    assert f'href="/pgbulk/jobs/{job.id}/"' in page_of(client, undo).content.decode()
+    undone = page_of(client, job)
+    assert "Undone by" in text_of(undone)
+    assert f'href="/pgbulk/jobs/{undo.id}/"' in undone.content.decode()
+
+
+def test_links_name_but_do_not_link_jobs_the_viewer_may_not_see(client, editor):
+    ids = make_books(2)
+    job = publish(ids, editor)
+    boss = user_with("boss", "change_book", "view_book", "change_job")
+    pgbulk.undo(job, user=boss)  # boss undoes editor's job
+    undo = Job.objects.get(undo_of=job)
+    response = page_of(client, job)
+    assert "Undone by an update of Books" in text_of(response)
+    assert f"/pgbulk/jobs/{undo.id}/" not in response.content.decode()
+
+
+def test_undo_needs_permission(client, editor):
+    ids = make_books(2)
+    job = publish(ids, editor)
+    reader = user_with("reader", "view_job", "view_book")  # sees it, may not change books
+    client.force_login(reader)
+    for method in (client.get, client.post):
+        response = method(f"/pgbulk/jobs/{job.id}/undo/")
+        assert response.status_code == 403
+        assert "You may not undo this job." in text_of(response)
+    other = user_with("other", "view_job", "change_book", "view_book")  # not theirs
+    client.force_login(other)
+    assert client.post(f"/pgbulk/jobs/{job.id}/undo/").status_code == 403
+    assert not Job.objects.filter(undo_of=job).exists()
+    assert set(Book.objects.values_list("status", flat=True)) == {"published"}
+
+
+def test_undo_is_refused_with_the_reason(client, editor):
+    ids = make_books(4)
+    deleted = pgbulk.bulk_delete(Book.objects.filter(pk__in=ids[:2]), run="sync", user=editor)
+    response = client.post(f"/pgbulk/jobs/{deleted.id}/undo/")
+    assert response.status_code == 400
+    assert "A delete cannot be undone." in text_of(response)
+    assert "A delete cannot be undone." in text_of(page_of(client, deleted))  # disabled button
+    expired = publish(ids[2:], editor)
+    Change.objects.filter(job=expired).delete()
+    Job.objects.filter(pk=expired.pk).update(change_log="expired")
+    response = client.post(f"/pgbulk/jobs/{expired.id}/undo/")
+    assert response.status_code == 400 and "change log was deleted" in text_of(response)
+    assert Job.objects.filter(undo_of__isnull=False).count() == 0
+
+
+def test_undo_refused_on_conflict_names_the_holder(client, editor, settings):
+    ids = make_books(3)
+    job = publish(ids, editor)
+    settings.PGBULK = {"ASYNC_ENABLED": True, "QUEUE": "held"}  # no worker: it stays queued
+    alice = user_with("alice", "change_book")
+    holder = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:2]), {"price": 1},
+                                user=alice, run="async")
+    response = client.post(f"/pgbulk/jobs/{job.id}/undo/")
+    assert response.status_code == 409
+    text = re.sub(r" ,", ",", text_of(response))
+    assert "Conflict: nothing was put back" in text
+    assert "an update of Books, queued, by alice, holds 2 of them." in text
+    assert f"/pgbulk/jobs/{holder.id}/" not in response.content.decode()  # not editor's
+    assert not Job.objects.filter(undo_of=job).exists()
+    assert set(Book.objects.values_list("status", flat=True)) == {"published"}
+
+
+def test_undo_of_records_deleted_since_is_a_400_not_an_error(client, editor):
+    ids = make_books(2)
+    job = publish(ids, editor)
+    Book.objects.filter(pk__in=ids).delete()
+    response = client.post(f"/pgbulk/jobs/{job.id}/undo/")
+    assert response.status_code == 400  # the launch finds no record left to put back
+    assert "This job cannot be undone:" in text_of(response)
+    assert not Job.objects.filter(undo_of=job).exists()
+
+
+def test_undo_is_csrf_protected(editor):
+    ids = make_books(1)
+    job = publish(ids, editor)
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(editor)
+    assert strict.post(f"/pgbulk/jobs/{job.id}/undo/").status_code == 403
+    assert not Job.objects.filter(undo_of=job).exists()
+
+
+def test_an_unfinished_job_offers_a_disabled_undo(client, editor, settings):
+    settings.PGBULK = {"ASYNC_ENABLED": True, "QUEUE": "held"}
+    ids = make_books(3)
+    queued = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"status": "published"},
+                                user=editor, run="async")
+    response = page_of(client, queued)
+    assert "The job has not finished yet." in text_of(response)
+    assert f'href="/pgbulk/jobs/{queued.id}/undo/"' not in response.content.decode()
+    assert client.post(f"/pgbulk/jobs/{queued.id}/undo/").status_code == 400
+
+
+def test_the_dashboard_offers_undo_on_finished_logged_updates(client, editor):
+    ids = make_books(4)
+    job = publish(ids[:2], editor)
+    deleted = pgbulk.bulk_delete(Book.objects.filter(pk__in=ids[2:]), run="sync", user=editor)
+    html = client.get("/pgbulk/jobs/").content.decode()
+    assert f'href="/pgbulk/jobs/{job.id}/undo/"' in html
+    assert f"/pgbulk/jobs/{deleted.id}/undo/" not in html
+    client.force_login(user_with("watcher", "view_job", "view_book"))
+    assert "/undo/" not in client.get("/pgbulk/jobs/").content.decode()
+
+
+# --- skipped records ---------------------------------------------------------------------------
+
+
+def test_skipped_records_are_shown_apart_from_failures(client, editor):
+    ids = make_books(3)
+    job = publish(ids, editor)
+    Book.objects.filter(pk=ids[1]).update(status="archived", in_print=False)  # changed since
+    client.post(f"/pgbulk/jobs/{job.id}/undo/")
+    undo = Job.objects.get(undo_of=job)
+    assert (undo.status, undo.done, undo.skipped_count) == ("succeeded", 2, 1)
+    assert JobError.objects.filter(job=undo, skipped=True).count() == 1
+    text = text_of(page_of(client, undo))
+    assert "Restored 2 of 3 · 1 skipped" in text
+    assert "No record failed." in text
+    skipped = text.split("Skipped (changed since the undone job)", 1)[1]
+    assert "1 record was left as it is" in skipped and "Book " in skipped
+    assert str(ids[1]) in skipped and "status is" in skipped
+    progress = client.get(f"/pgbulk/jobs/{undo.id}/progress/",
+                          headers={"Accept": "application/json"}).json()
+    assert (progress["done"], progress["skipped_count"], progress["percent"]) == (2, 1, 100.0)
+    html = page_of(client, undo).content.decode()
+    assert 'class="pgbulk-bar-skipped" style="width: 33.3%"' in html
+    assert Book.objects.get(pk=ids[1]).status == "archived"
+
+
+# --- the admin ---------------------------------------------------------------------------------
+
+
+def test_job_admin_links_the_undo_and_the_changes(admin_client, editor):
+    ids = make_books(2)
+    job = publish(ids, editor)
+    pgbulk.undo(job, user=editor)
+    undo = Job.objects.get(undo_of=job)
+    html = admin_client.get(f"/admin/pgbulk/job/{undo.id}/change/").content.decode()
+    assert f'href="/pgbulk/jobs/{job.id}/"' in html and "Undoes job" in html
+    assert f'href="/pgbulk/jobs/{undo.id}/#changes"' in html
+    html = admin_client.get(f"/admin/pgbulk/job/{job.id}/change/").content.decode()
+    assert f'href="/pgbulk/jobs/{undo.id}/"' in html and "Undone by" in html
+
+
+def test_a_records_admin_history_lists_the_bulk_jobs_that_changed_it(admin_client, editor):
+    ids = make_books(3)
+    first = publish(ids[:2], editor)
+    second = publish(ids[:1], editor, price="20.00")
+    response = admin_client.get(f"/admin/library/book/{ids[0]}/history/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    text = text_of(response)
+    assert f'href="/pgbulk/jobs/{first.id}/"' in html and f'href="/pgbulk/jobs/{second.id}/"' in html
+    assert "status: Draft → Published" in text and "price: 10.00 → 20.00" in text
+    assert text.index("price: 10.00") < text.index("status: Draft")  # newest first
+    assert "editor" in text
+    untouched = admin_client.get(f"/admin/library/book/{ids[2]}/history/")
+    assert "pgbulk/jobs/" not in untouched.content.decode()
+    assert "No bulk job changed this record" in text_of(untouched)
