@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy
 
 import pgbulk
 from pgbulk import changes, describe, record_errors
-from pgbulk.change_views import job_links
+from pgbulk.change_views import job_links, undo_offer
 from pgbulk.forms import BulkEditForm
 from pgbulk.job_views import progress_context
 from pgbulk.models import Job
@@ -91,7 +91,8 @@ class JobAdmin(admin.ModelAdmin):
         extra = dict(extra_context or {})
         if job is not None:
             extra.update(job_page_context(request, job))
-            extra.update(links=job_links(request.user, job), change_log=changes.state(job))
+            extra.update(links=job_links(request.user, job), change_log=changes.state(job),
+                         undo=undo_offer(request.user, job))
         return super().change_view(request, object_id, form_url, extra)
 
 

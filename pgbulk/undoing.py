@@ -97,6 +97,8 @@ def why_not_undoable(job: Job) -> str:
                  "values cannot be put back.") % {"fields": ", ".join(spec["excluded"])}
     if not Change.objects.using(job._state.db).filter(job=job).exists():
         return _("It changed no records.")
+    if not logged_records(job, apps.get_model(job.model)).exists():
+        return _("None of the records it changed exist any more.")
     return ""
 
 
@@ -189,7 +191,8 @@ class UndoOperation(UpdateOperation):
         for pk, key, _before, after, _same, now in plan:
             differs = "; ".join(
                 _("%(field)s is %(now)s, the job left %(after)s") % {
-                    "field": name, "now": shown(now.get(name)), "after": shown(after.get(name))}
+                    "field": name, "now": self.shown(name, now.get(name)),
+                    "after": self.shown(name, after.get(name))}
                 for name in sorted(set(after) | set(now)) if now.get(name) != after.get(name))
             entries.append({"pk": key, "record": name_of(records.get(pk)), "field": None,
                             "message": _("Changed since the undone job (%(differs)s): left "
@@ -197,5 +200,9 @@ class UndoOperation(UpdateOperation):
         return entries
 
 
-def shown(value: Any) -> str:
-    return json.dumps(value, default=str, ensure_ascii=False)
+    def shown(self, name: str, value: Any) -> str:
+        """A logged value as a person reads it: a choice's label, else the value quoted."""
+        field: Any = self.model._meta.get_field(name)
+        label = dict(field.flatchoices).get(value) if getattr(field, "choices", None) else None
+        return json.dumps(str(label) if label is not None else value, default=str,
+                          ensure_ascii=False)

@@ -267,8 +267,8 @@ def test_undo_of_records_deleted_since_is_a_400_not_an_error(client, editor):
     job = publish(ids, editor)
     Book.objects.filter(pk__in=ids).delete()
     response = client.post(f"/pgbulk/jobs/{job.id}/undo/")
-    assert response.status_code == 400  # the launch finds no record left to put back
-    assert "This job cannot be undone:" in text_of(response)
+    assert response.status_code == 400
+    assert "None of the records it changed exist any more." in text_of(response)
     assert not Job.objects.filter(undo_of=job).exists()
 
 
@@ -341,6 +341,14 @@ def test_job_admin_links_the_undo_and_the_changes(admin_client, editor):
     assert f'href="/pgbulk/jobs/{undo.id}/#changes"' in html
     html = admin_client.get(f"/admin/pgbulk/job/{job.id}/change/").content.decode()
     assert f'href="/pgbulk/jobs/{undo.id}/"' in html and "Undone by" in html
+    assert f'href="/pgbulk/jobs/{job.id}/undo/"' in html  # the admin offers the undo too
+
+
+def test_job_admin_says_why_a_delete_cannot_be_undone(admin_client):
+    ids = make_books(2)
+    delete = pgbulk.bulk_delete(Book.objects.filter(pk__in=ids), run="sync")
+    html = admin_client.get(f"/admin/pgbulk/job/{delete.id}/change/").content.decode()
+    assert "A delete cannot be undone." in html and "/undo/" not in html
 
 
 def test_a_records_admin_history_lists_the_bulk_jobs_that_changed_it(admin_client, editor):

@@ -246,7 +246,8 @@ def test_undo_skips_records_changed_meanwhile_and_names_them(strategy):
     skipped = JobError.objects.get(job=undo)
     assert skipped.skipped and skipped.object_pk == str(ids[3])
     assert skipped.record == str(Book.objects.get(pk=ids[3]))
-    assert '"archived"' in skipped.message and '"published"' in skipped.message
+    assert skipped.message == ('Changed since the undone job (status is "Archived", the job '
+                               'left "Published"): left as it is.')
     assert Book.objects.get(pk=ids[3]).status == "archived"
     assert set(Book.objects.filter(pk__in=ids).exclude(pk=ids[3])
                .values_list("status", flat=True)) == {"draft"}
@@ -283,6 +284,14 @@ def test_undo_needs_the_change_permission_and_the_job_or_change_job(django_user_
         pgbulk.undo(job, user=other)  # not theirs, no pgbulk.change_job
     undo = pgbulk.undo(job, user=owner, run="sync")
     assert undo.status == "succeeded" and undo.user == owner
+
+
+def test_a_job_whose_records_are_all_gone_cannot_be_undone_and_says_why():
+    ids = make_books(2)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"title": "x"}, run="sync")
+    Book.objects.filter(pk__in=ids).delete()
+    with pytest.raises(pgbulk.BulkValidationError, match="None of the records it changed"):
+        pgbulk.undo(job)
 
 
 def test_deletes_and_unfinished_jobs_cannot_be_undone():
