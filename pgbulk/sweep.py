@@ -25,6 +25,10 @@ CRON_INTERVALS = tuple(sorted(
     | {3600 * h for h in range(1, 25) if 24 % h == 0}))
 
 
+#: Jobs whose change logs one sweep deletes at most (a log may hold a million rows).
+PURGE_BATCH = 5
+
+
 def schedule_interval(seconds: float) -> int:
     """How often the periodic sweep runs for an interval setting of ``seconds``: the
     longest interval a cron schedule repeats evenly that is not longer (1 s to a day)."""
@@ -91,14 +95,11 @@ def sweep(*, dry_run: bool = False, using: str = "default", **overrides: Any) ->
 
 
 def purge_history(cursor: Any, job_retention: float) -> int:
-    """Before the sweep deletes old jobs: delete change logs past CHANGE_RETENTION (or
-    of jobs about to go) and unlink the undos of jobs about to go. Returns the number
-    of change log rows deleted."""
+    """Before the sweep deletes old jobs: delete the change logs past CHANGE_RETENTION
+    (at most PURGE_BATCH jobs' each run). Returns the number of log rows deleted."""
     retention = min(pgbulk_settings.CHANGE_RETENTION * 86400, job_retention)
-    cursor.execute(query("change_log_purge"), {"retention": retention})
-    purged = cursor.rowcount
-    cursor.execute(query("release_undo_links"), {"retention": job_retention})
-    return purged
+    cursor.execute(query("change_log_purge"), {"retention": retention, "batch": PURGE_BATCH})
+    return cursor.rowcount
 
 
 def sweep_job(job_id: Any, *, using: str = "default") -> dict[str, Any]:

@@ -385,24 +385,22 @@ FROM ({snapshot}) s
 JOIN pgbulk_change c ON c.job_id = %s::uuid AND c.object_pk = s."_pgbulk_key"
 
 -- name: change_log_purge
--- Delete the change logs of jobs finished more than "retention" seconds ago,
--- marking those jobs' logs expired.
+-- Delete the change logs of (at most "batch") jobs finished more than "retention"
+-- seconds ago, marking those jobs' logs expired; a log a queued or running undo
+-- still reads is kept until it ends.
 WITH expired AS (
     UPDATE pgbulk_job SET change_log = 'expired'
-    WHERE change_log = 'kept' AND finished_at < now() - make_interval(secs => %(retention)s)
+    WHERE id IN (
+        SELECT j.id FROM pgbulk_job j
+        WHERE j.change_log = 'kept'
+          AND j.finished_at < now() - make_interval(secs => %(retention)s)
+          AND NOT EXISTS (SELECT 1 FROM pgbulk_job u WHERE u.undo_of_id = j.id
+                          AND u.status IN ('queued', 'running'))
+        LIMIT %(batch)s
+    )
     RETURNING id
 )
 DELETE FROM pgbulk_change WHERE job_id IN (SELECT id FROM expired)
-
--- name: release_undo_links
--- Unlink undo jobs from the jobs they undid that the sweep is about to delete
--- (finished more than "retention" seconds ago): the link is a foreign key.
-UPDATE pgbulk_job SET undo_of_id = NULL
-WHERE undo_of_id IN (
-    SELECT id FROM pgbulk_job
-    WHERE status IN ('succeeded', 'failed', 'cancelled')
-      AND finished_at < now() - make_interval(secs => %(retention)s)
-)
 
 -- name: change_log_keys
 -- The typed keys of the records a job's change log names ({key_type}: the model's key

@@ -181,16 +181,37 @@ def test_the_sweep_deletes_logs_past_their_retention_and_undo_says_so(settings):
         pgbulk.undo(old)
 
 
-def test_an_undo_link_does_not_stop_the_sweep_deleting_old_jobs():
+def test_the_sql_sweep_deletes_an_undone_job_its_undo_link_and_its_log():
+    # Before: the foreign key of undo_of refused the SQL sweep's delete (every run).
     ids = make_books(2)
     job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"title": "A"}, run="sync")
     undo = pgbulk.undo(job, run="sync")
     Job.objects.filter(pk=job.pk).update(
         finished_at=timezone.now() - datetime.timedelta(days=40))
-    sweep()
+    with connection.cursor() as cursor:  # as psql or pg_cron would run it
+        cursor.execute("SELECT pgbulk_sweep_v2()")
     assert not Job.objects.filter(pk=job.pk).exists()
     undo.refresh_from_db()
     assert undo.undo_of_id is None and undo.params["undo_of"] == str(job.pk)
+    assert not Change.objects.filter(job_id=job.pk).exists()  # no orphaned log rows
+    assert Change.objects.filter(job=undo).count() == 2
+
+
+def test_a_log_an_undo_still_needs_is_kept_past_its_retention(settings):
+    ids = make_books(2)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"title": "A"}, run="sync")
+    settings.PGBULK = {**settings.PGBULK, "QUEUE": f"held-{uuid.uuid4().hex[:6]}",
+                       "CHANGE_RETENTION": 1}
+    undo = pgbulk.undo(job, run="async")  # queued: no worker serves its queue
+    Job.objects.filter(pk=job.pk).update(
+        finished_at=timezone.now() - datetime.timedelta(days=2))
+    sweep()
+    job.refresh_from_db()
+    assert job.change_log == "kept" and len(logged(job)) == 2
+    undo.cancel()
+    sweep()
+    job.refresh_from_db()
+    assert job.change_log == "expired" and logged(job) == {}
 
 
 # --- Undo --------------------------------------------------------------------------------

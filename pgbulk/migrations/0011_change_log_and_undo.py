@@ -1,10 +1,13 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+from pgbulk.migration_ops import RunSQLFile
+
 
 class Migration(migrations.Migration):
     """The change log (pgbulk_change, keyed by job and record) and undo: a job's link to
-    the job it undoes, the records an undo skipped, and the state of a job's log."""
+    the job it undoes, the records an undo skipped, and the state of a job's log; the
+    database lets the link go and drops the log when a job is deleted, whoever does it."""
 
     dependencies = [("pgbulk", "0010_monitoring_v3")]
 
@@ -52,4 +55,5 @@ class Migration(migrations.Migration):
             ],
             options={"db_table": "pgbulk_change"},
         ),
+        RunSQLFile("pgbulk_change_log_v1.sql", checksum="fb211f17123c83ba"),
     ]
