@@ -114,7 +114,8 @@ class BulkHistoryAdminMixin(_AdminBase):
         if obj is not None and self.has_view_or_change_permission(request, obj):
             rows = changes.record_history(self.model, obj.pk)
             extra["pgbulk_history"] = [
-                {"row": row, "visible": can_see(request.user, row.job)} for row in rows]
+                {"row": row, "visible": can_see(request.user, row.job),
+                 "kind": describe.kind_phrase(row.job)} for row in rows]
             extra["pgbulk_history_limit"] = changes.HISTORY_LIMIT
         return super().history_view(request, object_id, extra)
 

@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import urlencode
@@ -144,8 +144,15 @@ def field_labels(job: Job) -> list[str]:
     names = [*logged["fields"], *logged["m2m"]]
     if model is None:
         return names
-    fields: list[Any] = [model._meta.get_field(name) for name in names]
-    return [str(field.verbose_name) for field in fields]
+    return [label(model, name) for name in names]
+
+
+def label(model: Any, name: str) -> str:
+    """A logged field's verbose name (its logged name if the model no longer has it)."""
+    try:
+        return str(model._meta.get_field(name).verbose_name)
+    except FieldDoesNotExist:
+        return name
 
 
 def conflict_rows(user: Any, conflicts: list[ConflictEntry]) -> list[dict[str, Any]]:

@@ -60,10 +60,13 @@ class ChangePage:
 
 
 def state(job: Job) -> str:
-    """ "kept", "expired", "off" (an update that ran without a log) or "" (not an update)."""
+    """ "kept", "expired", "off" (an update that ran without a log), "before" (launched
+    before pgbulk kept logs) or "" (not an update)."""
     if job.kind != "update":
         return ""
-    return job.change_log if job.change_log in ("kept", "expired") else "off"
+    if job.change_log in ("kept", "expired"):
+        return job.change_log
+    return "off" if "change_log" in job.params else "before"
 
 
 def spec(job: Job) -> dict[str, list[str]]:

@@ -166,8 +166,10 @@ def conclude(handle: JobHandle, result: Any) -> None:
                f"Only {processed:,} of the {job.total:,} reserved records were processed "
                f"(their reservations vanished); {job.done:,} changed.")
     elif job.failed_count:
-        finish(handle, Status.FAILED,
-               f"{job.failed_count:,} of {job.total:,} records failed; {job.done:,} changed.")
+        skipped = (f" {job.skipped_count:,} skipped: they changed since the undone job."
+                   if job.skipped_count else "")
+        finish(handle, Status.FAILED, f"{job.failed_count:,} of {job.total:,} records "
+               f"failed; {job.done:,} changed.{skipped}")
     elif job.undo_of_id:
         skipped = (f" {job.skipped_count:,} skipped: they changed since the undone job."
                    if job.skipped_count else "")

@@ -91,6 +91,8 @@ def why_not_undoable(job: Job) -> str:
             "days": f"{pgbulk_settings.CHANGE_RETENTION:g}"}
     spec = job.params.get("undo_spec") or job.params.get("change_log")
     if job.change_log != "kept" or not spec:
+        if "change_log" not in job.params:
+            return _("It ran before this version of pgbulk kept change logs.")
         return _("It ran without a change log (RECORD_CHANGES was off).")
     if spec.get("excluded"):
         return _("Its change log leaves out %(fields)s (CHANGE_LOG_EXCLUDE), so those "

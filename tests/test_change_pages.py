@@ -366,3 +366,17 @@ def test_a_records_admin_history_lists_the_bulk_jobs_that_changed_it(admin_clien
     untouched = admin_client.get(f"/admin/library/book/{ids[2]}/history/")
     assert "pgbulk/jobs/" not in untouched.content.decode()
     assert "No bulk job changed this record" in text_of(untouched)
+
+
+def test_the_admin_history_names_jobs_the_viewer_may_not_see_by_their_kind_only(editor):
+    # Before: another user's job showed its summary and its owner there.
+    ids = make_books(1)
+    publish(ids, editor)
+    reader = user_with("reader", "view_book", staff=True)  # not pgbulk.view_job
+    client = Client()
+    client.force_login(reader)
+    response = client.get(f"/admin/library/book/{ids[0]}/history/")
+    text, html = text_of(response), response.content.decode()
+    assert "status: Draft → Published" in text  # the record's own values: may view books
+    assert "/pgbulk/jobs/" not in html and "editor" not in text
+    assert "on 1 Book" not in text

@@ -347,3 +347,28 @@ def test_the_job_row_records_what_it_logs_at_launch():
     assert job.params["change_log"] == {"fields": ["author_id"], "m2m": ["genres"],
                                         "excluded": []}
     assert all(set(before) == {"author_id", "genres"} for before, _ in logged(job).values())
+
+
+def test_a_failed_undo_says_how_many_it_skipped_too():
+    ids = make_books(3, status="archived", in_print=False)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"status": "published"},
+                             run="sync", atomic=False)
+    Book.objects.filter(pk=ids[0]).update(status="draft")  # skipped: changed since
+    Book.objects.filter(pk=ids[1]).update(in_print=True)  # archived and in print: fails
+    undo = pgbulk.undo(job, run="sync")
+    assert (undo.status, undo.done, undo.failed_count, undo.skipped_count) == ("failed", 1, 1, 1)
+    assert undo.message == ("1 of 3 records failed; 1 changed. 1 skipped: they changed since "
+                            "the undone job.")
+
+
+def test_a_proxy_models_set_based_job_logs_in_one_statement():
+    from django.test.utils import CaptureQueriesContext
+
+    from testproject.library.models import DraftBook
+
+    ids = make_books(3)
+    with CaptureQueriesContext(connection) as captured:
+        job = pgbulk.bulk_update(DraftBook.objects.filter(pk__in=ids), {"title": "P"},
+                                 run="sync", strategy="queryset")
+    assert sum("logged UPDATE" in q["sql"] for q in captured.captured_queries) == 1
+    assert [after for _, after in logged(job).values()] == [{"title": "P"}] * 3
