@@ -204,7 +204,8 @@ class UpdateOperation(Operation):
         # itself. With M2M changes: lock the rows in key order first.
         try:
             with transaction.atomic(using=self.using):
-                one_table = not self.model._meta.concrete_model._meta.parents
+                concrete: Any = self.model._meta.concrete_model
+                one_table = not concrete._meta.parents
                 if self.m2m or not self.simple or (self.log and not one_table):
                     locked = chunk.select_for_update(**self.lock_kwargs).order_by("pk")
                     pks = list(locked.values_list("pk", flat=True))
