@@ -39,13 +39,21 @@ def log_spec(model: type[Model], values: dict[str, Any]) -> dict[str, list[str]]
     spec: dict[str, list[str]] = {"fields": [], "m2m": [], "excluded": []}
     for name in values:
         field = model_field(model, name)
-        if excluded & {field.name, field.attname}:
+        if excluded & {field.name, field.attname} or not restorable(field):
             spec["excluded"].append(field.name)
         elif field.many_to_many:
             spec["m2m"].append(field.name)
         else:
             spec["fields"].append(field.attname)
     return spec
+
+
+def restorable(field: Any) -> bool:
+    """Can undo put this field's logged value back as it was? Not bytes (``to_jsonb``
+    writes them as hex text) nor ranges (their text form); such a job logs the other
+    fields and cannot be undone."""
+    kind = field.get_internal_type()
+    return kind != "BinaryField" and not kind.endswith("RangeField")
 
 
 def loads(value: Any) -> Any:

@@ -10,7 +10,7 @@ in one REPEATABLE READ READ ONLY transaction (one snapshot, and PostgreSQL refus
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, TypedDict
@@ -172,8 +172,8 @@ class Previewer:
         shown = displays(field, [value for value, _n in top] + [new])
         return {
             "field": field.name, "label": str(field.verbose_name), "new": new,
-            "new_display": shown[new],
-            "changes": [{"value": value, "display": shown[value], "count": n}
+            "new_display": shown[key_of(new)],
+            "changes": [{"value": value, "display": shown[key_of(value)], "count": n}
                         for value, n in top],
             "other": total - unchanged - sum(n for _value, n in top),
             "unchanged": unchanged,
@@ -223,7 +223,8 @@ class Previewer:
             for f in self.scalar:
                 new = self.simple[f.attname]
                 changes.append({"field": f.name, "label": str(f.verbose_name),
-                                "before": display_of(f, record), "after": after[f.attname][new]})
+                                "before": display_of(f, record),
+                                "after": after[f.attname][key_of(new)]})
             for name, change in self.m2m.items():
                 changes.append(m2m_change(record, model_field(self.model, name), change,
                                           related[name]))
@@ -279,10 +280,16 @@ def related_names(model: type[Model], keys: Iterable[Any]) -> dict[Any, str]:
 
 
 def displays(field: Any, values: list[Any]) -> dict[Any, str]:
-    """``{value: text}``: choice labels, Yes/No, str() of related records, "(empty)"."""
+    """``{key_of(value): text}``: choice labels, Yes/No, str() of related records, "(empty)"."""
     names = related_names(field.related_model, values) if field.is_relation else {}
     choices = {key: str(label) for key, label in field.flatchoices}
-    return {value: display(field, value, choices, names) for value in values}
+    return {key_of(value): display(field, value, choices, names) for value in values}
+
+
+def key_of(value: Any) -> Any:
+    """``value`` as a dict key: itself, or its JSON text (a JSONField's dict or list)."""
+    return value if isinstance(value, Hashable) else json.dumps(value, sort_keys=True,
+                                                                  default=str)
 
 
 def display(field: Any, value: Any, choices: dict[Any, str], names: dict[Any, str]) -> str:
@@ -290,8 +297,10 @@ def display(field: Any, value: Any, choices: dict[Any, str], names: dict[Any, st
         return _("(empty)")
     if field.is_relation:
         return names.get(value, str(value))
-    if value in choices:
+    if isinstance(value, Hashable) and value in choices:
         return choices[value]
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, default=str)
     if isinstance(value, bool):
         return _("Yes") if value else _("No")
     if isinstance(value, Decimal) and getattr(field, "decimal_places", None) is not None:
@@ -304,7 +313,7 @@ def display_of(field: Any, record: Model) -> str:
     value = getattr(record, field.attname)
     if field.is_relation and value is not None and field.is_cached(record):
         return name_of(getattr(record, field.name))
-    return displays(field, [value])[value]
+    return displays(field, [value])[key_of(value)]
 
 
 def public_preview(data: Preview, readable: bool) -> Preview:

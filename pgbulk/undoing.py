@@ -95,8 +95,9 @@ def why_not_undoable(job: Job) -> str:
             return _("It ran before this version of pgbulk kept change logs.")
         return _("It ran without a change log (RECORD_CHANGES was off).")
     if spec.get("excluded"):
-        return _("Its change log leaves out %(fields)s (CHANGE_LOG_EXCLUDE), so those "
-                 "values cannot be put back.") % {"fields": ", ".join(spec["excluded"])}
+        return _("Its change log leaves out %(fields)s (CHANGE_LOG_EXCLUDE, or a type undo "
+                 "cannot restore), so those values cannot be put back.") % {
+            "fields": ", ".join(spec["excluded"])}
     if not Change.objects.using(job._state.db).filter(job=job).exists():
         return _("It changed no records.")
     if not logged_records(job, apps.get_model(job.model)).exists():

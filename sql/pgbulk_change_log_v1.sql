@@ -23,6 +23,16 @@ CREATE TRIGGER pgbulk_job_drop_change_log AFTER DELETE ON pgbulk_job
     REFERENCING OLD TABLE AS gone FOR EACH STATEMENT
     EXECUTE FUNCTION pgbulk_drop_change_log_v1();
 
+COMMENT ON CONSTRAINT pgbulk_job_undo_of_fk ON pgbulk_job IS
+    'An undo job''s link to the job it undoes; let go when that job is deleted.';
+COMMENT ON FUNCTION pgbulk_drop_change_log_v1() IS
+    'Trigger function: deletes the change log of deleted jobs.';
+COMMENT ON TRIGGER pgbulk_job_drop_change_log ON pgbulk_job IS
+    'Deleting jobs deletes their change log (pgbulk_change has no foreign key).';
+COMMENT ON TABLE pgbulk_change IS
+    'The change log: one row per record an update job changed, its changed fields '
+    'before and after (jsonb), written in the transaction that changed it.';
+
 -- migrate:down
 DROP TRIGGER pgbulk_job_drop_change_log ON pgbulk_job;
 DROP FUNCTION pgbulk_drop_change_log_v1();

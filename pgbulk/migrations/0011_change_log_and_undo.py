@@ -55,5 +55,5 @@ class Migration(migrations.Migration):
             ],
             options={"db_table": "pgbulk_change"},
         ),
-        RunSQLFile("pgbulk_change_log_v1.sql", checksum="fb211f17123c83ba"),
+        RunSQLFile("pgbulk_change_log_v1.sql", checksum="7bb704570917fefe"),
     ]
