@@ -26,7 +26,7 @@ from pgbulk.forms import BulkEditForm
 from pgbulk.job_views import progress_context
 from pgbulk.models import Job
 from pgbulk.permissions import can_see, can_view_records, get_visible_job, visible_jobs
-from pgbulk.previews import public_preview
+from pgbulk.previews import preview_form
 
 #: Errors the admin pages list before linking to the job's page.
 ADMIN_ERRORS = 20
@@ -201,17 +201,9 @@ class BulkEditAdminMixin(BulkHistoryAdminMixin):
 
     def pgbulk_preview(self, request: HttpRequest, queryset, form: BulkEditForm):
         """What Apply would do (``pgbulk.preview``), or None (errors shown on the form)."""
-        if not form.is_valid():
-            return None
-        try:
-            data = pgbulk.preview(
-                queryset, form.values(), fields=self.bulk_fields,
-                validation=self.bulk_validation,
-                sample_size=0 if self.bulk_strategy == "queryset" else None)
-        except pgbulk.BulkValidationError as invalid:
-            form.add_validation_errors(invalid.errors)
-            return None
-        return public_preview(data, can_view_records(request.user, self.model._meta.label))
+        return preview_form(form, queryset, fields=self.bulk_fields,
+                            validation=self.bulk_validation, strategy=self.bulk_strategy,
+                            user=request.user)
 
     def pgbulk_origin(self, request: HttpRequest, count: int) -> dict[str, Any]:
         select_all = request.POST.get("select_across") == "1"

@@ -156,12 +156,15 @@ def label(model: Any, name: str) -> str:
 
 
 def conflict_rows(user: Any, conflicts: list[ConflictEntry]) -> list[dict[str, Any]]:
-    """Each job holding records, with what it is; a link only if ``user`` may see it."""
+    """Each job holding records, with what it is (``what``: its kind; ``summary``: only if
+    ``user`` may see it, as the link); for the conflict pages of a launch and an undo."""
     ids = [uuid.UUID(str(c["job_id"])) for c in conflicts]
     jobs = {str(j.id): j for j in Job.objects.select_related("user").filter(pk__in=ids)}
     rows = []
     for conflict in conflicts:
         job = jobs.get(str(conflict["job_id"]))
         shown = linked(user, job) if job else {"job": None, "visible": False, "text": ""}
-        rows.append({**conflict, **shown, "text": shown["text"] or _("a job")})
+        rows.append({**conflict, **shown, "text": shown["text"] or _("a job"),
+                     "summary": shown["text"] if shown["visible"] else "",
+                     "what": describe.kind_phrase(job) if job else ""})
     return rows

@@ -25,6 +25,7 @@ from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import BulkValidationError, ErrorEntry
 from pgbulk.launch import VALIDATIONS
 from pgbulk.models import Job
+from pgbulk.permissions import can_view_records
 from pgbulk.strategies import UpdateOperation, describe, name_of
 from pgbulk.values import clean_values, model_field, split
 
@@ -314,6 +315,22 @@ def display_of(field: Any, record: Model) -> str:
     if field.is_relation and value is not None and field.is_cached(record):
         return name_of(getattr(record, field.name))
     return displays(field, [value])[key_of(value)]
+
+
+def preview_form(form: Any, queryset: QuerySet, *, fields: list[str], validation: str,
+                 strategy: str, user: Any) -> Preview | None:
+    """The preview of a bulk form's values as ``user`` may read it (the list view's and
+    the admin action's Preview); None when invalid (the errors are put on the form)."""
+    if not form.is_valid():
+        return None
+    try:
+        data = preview(queryset, form.values(), fields=fields, validation=validation,
+                       # The queryset strategy validates no record one by one.
+                       sample_size=0 if strategy == "queryset" else None)
+    except BulkValidationError as invalid:
+        form.add_validation_errors(invalid.errors)
+        return None
+    return public_preview(data, can_view_records(user, queryset.model._meta.label))
 
 
 def public_preview(data: Preview, readable: bool) -> Preview:

@@ -7,7 +7,6 @@ edits only what the view shows): explicit ``pks`` from the page, or
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -19,15 +18,15 @@ from django.utils.translation import gettext as _
 from django_htmx.http import retarget
 
 import pgbulk
-from pgbulk import describe, list_jobs
+from pgbulk import list_jobs
+from pgbulk.change_views import conflict_rows
 from pgbulk.conf import pgbulk_settings
 from pgbulk.deletion import summarize
 from pgbulk.exceptions import ConflictEntry
 from pgbulk.forms import BulkEditForm
 from pgbulk.job_views import done_event, progress_context, render_compact
-from pgbulk.models import Job
-from pgbulk.permissions import can_see, can_view_records
-from pgbulk.previews import public_preview
+from pgbulk.permissions import can_view_records
+from pgbulk.previews import preview_form
 
 ACTIONS = ("form", "preview", "edit", "confirm-delete", "delete", "confirm-task", "task")
 
@@ -117,19 +116,13 @@ class BulkEditMixin(_ListViewBase):
         Invalid values answer 422 with the form, swapped in place of the whole form.
         """
         form = BulkEditForm(self.bulk_model(), self.bulk_fields, data=self.request.POST)
-        if form.is_valid():
-            try:
-                data = pgbulk.preview(
-                    selection, form.values(), fields=self.bulk_fields,
-                    validation=self.bulk_validation,
-                    # The queryset strategy validates no record one by one.
-                    sample_size=0 if self.bulk_strategy == "queryset" else None)
-            except pgbulk.BulkValidationError as invalid:
-                form.add_validation_errors(invalid.errors)
-            else:
-                readable = can_view_records(self.request.user, self.bulk_model()._meta.label)
-                return self.bulk_render("pgbulk/bulk_preview.html", {
-                    "preview": public_preview(data, readable), "readable": readable})
+        data = preview_form(form, selection, fields=self.bulk_fields,
+                            validation=self.bulk_validation, strategy=self.bulk_strategy,
+                            user=self.request.user)
+        if data is not None:
+            readable = can_view_records(self.request.user, self.bulk_model()._meta.label)
+            return self.bulk_render("pgbulk/bulk_preview.html",
+                                    {"preview": data, "readable": readable})
         response = self.bulk_render("pgbulk/bulk_form.html",
                                     {"form": form, "count": selection.count()}, 422)
         return retarget(response, "#pgbulk-modal-body")
@@ -187,16 +180,7 @@ class BulkEditMixin(_ListViewBase):
 
     def bulk_conflicts(self, conflicts: list[ConflictEntry]) -> list[dict[str, Any]]:
         """Each blocking job with what it is; a link only if the viewer may see it."""
-        ids = [uuid.UUID(str(c["job_id"])) for c in conflicts]
-        jobs = {str(job.id): job for job in Job.objects.select_related("user").filter(pk__in=ids)}
-        rows = []
-        for conflict in conflicts:
-            job = jobs.get(str(conflict["job_id"]))
-            visible = job is not None and can_see(self.request.user, job)
-            rows.append({**conflict, "job": job, "visible": visible,
-                         "summary": describe.summary(job) if visible and job else "",
-                         "what": describe.kind_phrase(job) if job else ""})
-        return rows
+        return conflict_rows(self.request.user, conflicts)
 
     # --- helpers ------------------------------------------------------------------------
 
