@@ -169,6 +169,8 @@ def selection(job: Job) -> dict[str, Any]:
                 "count": number(excluded)}
     elif "selected" in context:
         text = _("Records ticked one by one")
+    elif context.get("undo_of"):
+        text = _("The records the undone job changed (from its change log)")
     else:
         text = _("Launched from code")
     list_url = str(context.get("list_url") or "")

@@ -380,3 +380,12 @@ def test_the_admin_history_names_jobs_the_viewer_may_not_see_by_their_kind_only(
     assert "status: Draft → Published" in text  # the record's own values: may view books
     assert "/pgbulk/jobs/" not in html and "editor" not in text
     assert "on 1 Book" not in text
+
+
+def test_an_undo_says_its_records_come_from_the_undone_jobs_log(client, editor):
+    # Before: its page said "Launched from code", also when launched from the page.
+    ids = make_books(2)
+    undo = pgbulk.undo(publish(ids, editor), user=editor)
+    text = text_of(page_of(client, undo))
+    assert "The records the undone job changed (from its change log)" in text
+    assert "Launched from code" not in text
