@@ -105,9 +105,11 @@ class ChangeLog:
                      (self.job_id, *params))
 
     def record_after(self, records: QuerySet) -> None:
-        """Complete the log rows of ``records`` with their values now."""
+        """Complete the log rows of ``records`` with their values now; a record whose
+        logged values did not change (it already held them) is not logged."""
         sql, params = self.sql(records)
-        self.execute(query("change_log_after").replace("{snapshot}", sql), (*params, self.job_id))
+        self.execute(query("change_log_after").replace("{snapshot}", sql),
+                     (*params, self.job_id, self.job_id))
 
     def drop(self, keys: list[str]) -> None:
         """Forget logged records that were not changed after all (their change failed)."""
@@ -117,7 +119,7 @@ class ChangeLog:
     def update_logged(self, records: QuerySet, assignments: dict[str, Any]) -> int:
         """One statement: read ``records``' values, UPDATE them with ``assignments`` (found
         again by their row address, not the index) and log each one's values before and
-        after. Returns how many were changed.
+        after (only those whose logged values changed). Returns how many were updated.
 
         A record another transaction changed while the statement ran is not changed
         (PostgreSQL re-checks the condition on the newer row, whose address differs), so
@@ -139,12 +141,13 @@ class ChangeLog:
         sql = (query("change_log_update").replace("{update}", set_sql)
                .replace("{old}", old_sql).replace("{table}", table)
                .replace("{now}", now).replace("{then}", then).replace("{after}", after))
-        return self.execute(sql, (*old_params, *set_params, self.job_id))
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(sql, (*old_params, *set_params, self.job_id))
+            return cursor.fetchone()[0]
 
-    def execute(self, sql: str, params: tuple) -> int:
+    def execute(self, sql: str, params: tuple) -> None:
         with connections[self.using].cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.rowcount
 
     # --- reading (undo) --------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from pgbulk.cancel import cancel  # noqa: F401  (moved to pgbulk.cancel; the old
 from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import JobCancelled, JobFenced, JobShutdown, RecordFailed
 from pgbulk.job_tasks import REGISTRY, JobHandle
-from pgbulk.models import Job, Status
+from pgbulk.models import Change, Job, Status
 from pgbulk.runtime import JobRuntime, activate
 from pgbulk.signals import emit
 
@@ -161,25 +161,40 @@ def conclude(handle: JobHandle, result: Any) -> None:
     job = handle.job
     read_committed(handle)
     processed = job.done + job.failed_count + job.skipped_count
+    skipped = (f" {job.skipped_count:,} skipped: they changed since the undone job."
+               if job.skipped_count else "")
     if job.kind in ("update", "delete") and not handle.atomic and processed != job.total:
         finish(handle, Status.FAILED,
                f"Only {processed:,} of the {job.total:,} reserved records were processed "
-               f"(their reservations vanished); {job.done:,} changed.")
+               f"(their reservations vanished); {job.done:,} {done_word(job)}.")
     elif job.failed_count:
-        skipped = (f" {job.skipped_count:,} skipped: they changed since the undone job."
-                   if job.skipped_count else "")
         finish(handle, Status.FAILED, f"{job.failed_count:,} of {job.total:,} records "
-               f"failed; {job.done:,} changed.{skipped}")
+               f"failed; {job.done:,} {done_word(job)}.{unchanged(handle)}{skipped}")
     elif job.undo_of_id:
-        skipped = (f" {job.skipped_count:,} skipped: they changed since the undone job."
-                   if job.skipped_count else "")
         finish(handle, Status.SUCCEEDED,
                f"Restored {job.done:,} of {job.total:,} records.{skipped}")
     else:
-        verb = {"update": "Changed", "delete": "Deleted"}.get(job.kind, "Done:")
+        verb = {"update": "Updated", "delete": "Deleted"}.get(job.kind, "Done:")
         message = (result if isinstance(result, str)
-                   else f"{verb} {job.done:,} of {job.total:,} records.")
+                   else f"{verb} {job.done:,} of {job.total:,} records.{unchanged(handle)}")
         finish(handle, Status.SUCCEEDED, message)
+
+
+def done_word(job: Job) -> str:
+    if job.undo_of_id:
+        return "restored"
+    return {"update": "updated", "delete": "deleted"}.get(job.kind, "done")
+
+
+def unchanged(handle: JobHandle) -> str:
+    """" 12 already had these values." for an update job whose change log is kept (the
+    records it wrote that it did not log: their logged values did not change)."""
+    job = handle.job
+    if job.kind != "update" or job.change_log != "kept" or job.undo_of_id or not job.done:
+        return ""
+    logged = Change.objects.using(handle.using).filter(job_id=job.id).count()
+    count = job.done - logged
+    return f" {count:,} already had these values." if count > 0 else ""
 
 
 def finish(handle: JobHandle, status: str, message: str) -> None:

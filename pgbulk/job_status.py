@@ -33,7 +33,7 @@ class Bar:
 @dataclass(frozen=True)
 class JobStatus:
     headline: str  # "Running", "Queued: waiting for a worker", "Worker lost after ..."
-    figures: str  # "Changed 2,000 of 19,945 · 3 failed · 120 rows/s · about 2 min left"
+    figures: str  # "Updated 2,000 of 19,945 · 3 failed · 120 rows/s · about 2 min left"
     bar: Bar
     tone: str  # CSS modifier: queued, running, succeeded, failed, cancelled, lost
     note: str  # the job's message when it says more than the figures (what the sweep did...)
@@ -47,7 +47,7 @@ PLAIN_COUNT = re.compile(r"^\d+ of \d+$")
 def verb(job: Job) -> str:
     if is_undo(job):
         return _("Restored")
-    return {"update": _("Changed"), "delete": _("Deleted")}.get(job.kind, _("Done"))
+    return {"update": _("Updated"), "delete": _("Deleted")}.get(job.kind, _("Done"))
 
 
 def is_undo(job: Job) -> bool:

@@ -349,11 +349,18 @@ INSERT INTO pgbulk_change (job_id, object_pk, before)
 SELECT %s::uuid, s."_pgbulk_key", s."_pgbulk_values" FROM ({snapshot}) s
 
 -- name: change_log_after
--- Complete the log rows of changed records with their values now. params: the
--- snapshot's, then job_id.
+-- Complete the log rows of changed records with their values now, and forget those
+-- whose logged values did not change after all (they already held the new values).
+-- params: the snapshot's, then job_id twice.
+WITH now_held AS MATERIALIZED ({snapshot}),
+unchanged AS (
+    DELETE FROM pgbulk_change c USING now_held s
+    WHERE c.job_id = %s::uuid AND c.object_pk = s."_pgbulk_key" AND c.before = s."_pgbulk_values"
+)
 UPDATE pgbulk_change c SET after = s."_pgbulk_values"
-FROM ({snapshot}) s
+FROM now_held s
 WHERE c.job_id = %s::uuid AND c.object_pk = s."_pgbulk_key"
+  AND c.before IS DISTINCT FROM s."_pgbulk_values"
 
 -- name: change_log_drop
 -- Forget logged records whose change failed (rolled back). params: job_id, keys.
@@ -364,17 +371,23 @@ DELETE FROM pgbulk_change WHERE job_id = %s::uuid AND object_pk = ANY(%s::text[]
 -- as read (key, key as text, logged values, row address, each logged column), then
 -- the SET part of the UPDATE, applied to them by row address (a TID scan); a record
 -- changed meanwhile is left out (the condition is re-checked on the newer row, whose
--- address differs). Logs both sides. params: the records', the SET part's, job_id.
+-- address differs). Logs both sides of the records whose logged values changed, and
+-- returns how many records were updated. params: the records', the SET part's, job_id.
 WITH pgbulk_old AS MATERIALIZED ({old}),
 pgbulk_new AS (
     {update}
     FROM pgbulk_old o
     WHERE {table}.ctid = ANY(ARRAY(SELECT "_pgbulk_ctid" FROM pgbulk_old))
       AND {table}.ctid = o."_pgbulk_ctid" AND ROW({now}) IS NOT DISTINCT FROM ROW({then})
-    RETURNING o."_pgbulk_key", o."_pgbulk_values", jsonb_build_object({after})
+    RETURNING o."_pgbulk_key" AS key, o."_pgbulk_values" AS before,
+              jsonb_build_object({after}) AS after
+),
+pgbulk_logged AS (
+    INSERT INTO pgbulk_change (job_id, object_pk, before, after)
+    SELECT %s::uuid, n.key, n.before, n.after FROM pgbulk_new n
+    WHERE n.before IS DISTINCT FROM n.after
 )
-INSERT INTO pgbulk_change (job_id, object_pk, before, after)
-SELECT %s::uuid, n.* FROM pgbulk_new n
+SELECT count(*) FROM pgbulk_new
 
 -- name: change_log_plan
 -- Undo: each record's logged values and whether it still holds what the job left.

@@ -33,7 +33,7 @@ def test_select_all_matching_edit_with_live_progress(page, worker):
     submit_edit(page, "price", "42.00")
     page.wait_for_selector(f"{MODAL}[data-status=succeeded]")
     shot(page, "2-progress-done", full=False)
-    assert "Changed 300 of 300" in page.inner_text(MODAL)
+    assert "Updated 300 of 300" in page.inner_text(MODAL)
     page.wait_for_function("document.getElementById('pgbulk-live').textContent"
                            ".includes('Succeeded')")
     page.locator("#pgbulk-modal .pgbulk-close").click()
@@ -102,7 +102,7 @@ def test_dashboard_lists_refreshes_and_cancels_with_confirmation(page, settings)
                               run="sync")
     page.goto("/pgbulk/jobs/")
     row = page.locator(f"li[data-job='{done.id}']")
-    assert "price → 3.00 on 5 Books" in row.inner_text() and "Changed 5 of 5" in row.inner_text()
+    assert "price → 3.00 on 5 Books" in row.inner_text() and "Updated 5 of 5" in row.inner_text()
     later = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[5:]), {"status": "published"},
                                user=demo)  # became active after the page loaded
     page.wait_for_selector(f"li[data-job='{later.id}'][data-status=queued]")
@@ -137,7 +137,7 @@ def test_job_detail_with_paginated_errors(page):
     page.goto(f"/pgbulk/jobs/{job.id}/")
     text = page.inner_text("main")
     assert "status → Archived on 19,998 Books" in text and "2 excluded" in text
-    assert "Changed 19,878 of 19,998 · 120 failed" in text
+    assert "Updated 19,878 of 19,998 · 120 failed" in text
     shot(page, "8-job-detail-with-errors")
     page.click("#errors a[rel=next]")
     page.wait_for_selector("text=Page 2 of 3")

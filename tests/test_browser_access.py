@@ -82,7 +82,7 @@ def test_changing_a_value_ticks_its_box_and_the_end_is_announced(page):
     assert not page.is_checked("input[name=change_status]")
     page.click("#pgbulk-modal button[type=submit]")
     page.wait_for_function("document.getElementById('pgbulk-live').textContent"
-                           ".includes('Changed 3 of 3 records.')")
+                           ".includes('Updated 3 of 3 records.')")
     assert set(Book.objects.filter(pk__in=ids).values_list("price", "in_print")) == {(7, False)}
 
 

@@ -65,6 +65,29 @@ def test_the_log_names_exactly_the_records_written_with_before_and_after(writes,
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
+def test_records_that_already_hold_the_values_are_written_but_neither_logged_nor_undone(
+        writes, strategy):
+    # Before: every written record was logged and counted "changed", also Crime -> Crime.
+    ids = make_books(10)
+    crime, poetry = (Genre.objects.get(name=name) for name in ("Crime", "Poetry"))
+    Book.objects.filter(pk__in=ids[:4]).update(status="published")
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"status": "published"},
+                             run="sync", strategy=strategy)
+    assert written(writes, ids, {}) == {str(pk) for pk in ids}  # all written, as asked
+    assert set(logged(job)) == {str(pk) for pk in ids[4:]}
+    assert job.message == "Updated 10 of 10 records. 4 already had these values."
+    undo = pgbulk.undo(job, run="sync")
+    assert (undo.status, undo.total, undo.done) == ("succeeded", 6, 6)
+    assert [books(ids)[pk][0] for pk in ids] == ["published"] * 4 + ["draft"] * 6
+    Book.genres.through.objects.create(book_id=ids[0], genre_id=poetry.pk)
+    linked = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:2]),
+                                {"genres": {"add": [poetry.pk]}}, run="sync", strategy=strategy)
+    assert logged(linked) == {str(ids[1]): ({"genres": [crime.pk]},
+                                            {"genres": sorted([crime.pk, poetry.pk])})}
+    assert linked.message == "Updated 2 of 2 records. 1 already had these values."
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_failed_records_are_not_logged_and_a_failed_atomic_job_logs_nothing(writes, strategy):
     ids = make_books(20)
     # One ISBN for all: the first record takes it, the unique index refuses the others.
@@ -135,11 +158,11 @@ def test_other_keys_and_multi_table_children_are_logged():
     assert logged(job) == {str(label.pk): ({"rank": 1}, {"rank": 5})}
     ebook = EBook.objects.create(title="E", isbn="E-1", price=3, author_id=make_author(),
                                  file_size=7)
-    for strategy in STRATEGIES:
-        job = pgbulk.bulk_update(EBook.objects.all(), {"price": "4.00", "file_size": 8},
+    for size, strategy in enumerate(STRATEGIES, start=8):
+        job = pgbulk.bulk_update(EBook.objects.all(), {"price": "4.00", "file_size": size},
                                  run="sync", strategy=strategy)
         _before, after = logged(job)[str(ebook.pk)]
-        assert after == {"price": 4, "file_size": 8}
+        assert after == {"price": 4, "file_size": size}
     assert pgbulk.undo(job, run="sync").status == "succeeded"
     ebook.refresh_from_db()
     assert (ebook.price, ebook.file_size) == (Decimal("4.00"), 8)  # the save job's values
@@ -357,7 +380,7 @@ def test_a_failed_undo_says_how_many_it_skipped_too():
     Book.objects.filter(pk=ids[1]).update(in_print=True)  # archived and in print: fails
     undo = pgbulk.undo(job, run="sync")
     assert (undo.status, undo.done, undo.failed_count, undo.skipped_count) == ("failed", 1, 1, 1)
-    assert undo.message == ("1 of 3 records failed; 1 changed. 1 skipped: they changed since "
+    assert undo.message == ("1 of 3 records failed; 1 restored. 1 skipped: they changed since "
                             "the undone job.")
 
 

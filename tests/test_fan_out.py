@@ -62,7 +62,7 @@ def test_four_workers_share_one_job_and_write_every_record_once(workers, writes)
         seen.update(runners_alive(job).values())
     job.refresh_from_db()
     assert (job.status, job.done, job.failed_count) == ("succeeded", 20_000, 0), job.message
-    assert job.message == "Changed 20,000 of 20,000 records."  # all runners' work, not one's
+    assert job.message == "Updated 20,000 of 20,000 records."  # all runners' work, not one's
     assert writes(ids) == dict.fromkeys(ids, 1)
     assert len(seen) >= 2, seen  # more than one worker did run it
     assert seen <= {w.name for w in started}

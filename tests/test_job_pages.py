@@ -66,7 +66,7 @@ def test_detail_says_who_what_which_records_and_when(client, editor):
     assert "All records matching the list's filters, 1 excluded" in page and "status = draft" in page
     for label in ("Created", "Started", "Finished", "Duration", "Rate", "records/s"):
         assert label in page
-    assert "Changed 4 of 4 records." in page
+    assert "Updated 4 of 4 records." in page
     assert 'href="/?status=draft"' in client.get(f"/pgbulk/jobs/{job.id}/").content.decode()
 
 
@@ -162,9 +162,9 @@ def test_bar_shows_changed_failed_and_remaining_apart(client, editor):
                             params={"values": {"price": "1"}, "atomic": True},
                             message="library.Book record 3: Nope. Nothing was changed.")
     html = client.get(f"/pgbulk/jobs/{running.id}/progress/").content.decode()
-    assert bar_widths(html) == ("50.0", "25.0") and "Changed 100 of 200 · 50 failed" in html
+    assert bar_widths(html) == ("50.0", "25.0") and "Updated 100 of 200 · 50 failed" in html
     html = client.get(f"/pgbulk/jobs/{failed_atomic.id}/progress/").content.decode()
-    assert bar_widths(html) == ("0.0", "0.0") and "Changed 0 of 40" in html
+    assert bar_widths(html) == ("0.0", "0.0") and "Updated 0 of 40" in html
 
 
 @pytest.mark.parametrize(("atomic", "says"), [
@@ -196,7 +196,7 @@ def test_pages_show_what_the_sweep_did_with_a_lost_job(client, editor, atomic, s
     page = text_of(client.get(f"/pgbulk/jobs/{job.id}/progress/"))
     assert Job.objects.get(pk=job.pk).status == status and says in page
     if atomic:
-        assert "Failed Changed 0 of 25" in page
+        assert "Failed Updated 0 of 25" in page
     else:
         assert "Queued again: waiting for a worker" in page
 
@@ -259,4 +259,4 @@ def test_job_views_are_never_cached_and_announce_the_end(client, editor):
     polled = client.get(f"/pgbulk/jobs/{job.id}/progress/", headers={"HX-Request": "true"})
     event = json.loads(polled["HX-Trigger"])["pgbulk-done"]
     assert polled.status_code == 286 and event["status"] == "succeeded"
-    assert event["text"] == "Succeeded. Changed 2 of 2 records."
+    assert event["text"] == "Succeeded. Updated 2 of 2 records."
