@@ -38,14 +38,16 @@ class ConflictError(PgbulkError):
     ``conflicts`` lists ConflictEntry items, largest overlap first.
     """
 
-    def __init__(self, conflicts: list[ConflictEntry]) -> None:
+    def __init__(self, conflicts: list[ConflictEntry], needed: str = "") -> None:
         self.conflicts = conflicts
         parts = [
             f"{c['count']} record(s) held by job {c['job_id']}"
             + (f" of {c['user']}" if c.get("user") else "")
             for c in conflicts
         ]
-        super().__init__("Conflict: " + "; ".join(parts))
+        # ``needed``: what a running job found it needs (register_descendant_conflicts).
+        head = f"{needed} this job's records need are held by other jobs: " if needed else ""
+        super().__init__("Conflict: " + head + "; ".join(parts))
 
 
 class BulkValidationError(PgbulkError):

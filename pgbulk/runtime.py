@@ -15,7 +15,7 @@ from django.db.models import Model
 
 from pgbulk import locks
 from pgbulk.conf import pgbulk_settings
-from pgbulk.exceptions import ErrorEntry, JobFenced, PgbulkError
+from pgbulk.exceptions import ConflictError, ErrorEntry, JobFenced, PgbulkError
 from pgbulk.sqlfiles import query
 
 if TYPE_CHECKING:
@@ -178,6 +178,9 @@ class JobRuntime:
                     is_target=False,
                     exclusive=self.job.params.get("conflict_checking", True),
                 )
+        except ConflictError as conflict:  # say what it was: not the job's own selection
+            raise ConflictError(conflict.conflicts,
+                                needed=str(model._meta.verbose_name_plural)) from None
         except OperationalError as error:
             if getattr(error.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
                 raise

@@ -177,6 +177,22 @@ def test_save_strategy_loads_chunks_with_the_selections_related_lookups(settings
     assert Book.objects.filter(pk__in=ids, price=5, revision=1).count() == 30
 
 
+def test_a_sync_job_whose_records_need_records_another_job_holds_fails_saying_which(
+        held_queue):
+    # Book.save() registers the book's genres; another job holds Crime. The job failed
+    # with "Conflict: 1 record(s) held by job ...", as if its own selection were held.
+    ids = make_books(2)
+    crime = Genre.objects.filter(name="Crime")
+    holder = pgbulk.bulk_update(crime, {"name": "Crime fiction"}, run="async")
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 5}, run="sync")
+    assert job.status == "failed" and job.done == 0
+    first = Book.objects.get(pk=ids[0])
+    assert job.message == (f"library.Book record {first.pk} ({first}): Conflict: genres this "
+                           f"job's records need are held by other jobs: 1 record(s) held by "
+                           f"job {holder.id}. Nothing was changed.")
+    assert set(Book.objects.filter(pk__in=ids).values_list("price", flat=True)) == {10}
+
+
 def test_sync_atomic_failure_changes_nothing_and_names_the_record():
     ids = make_books(5, in_print=True)
     Book.objects.filter(pk=ids[3]).update(in_print=False)
