@@ -193,6 +193,7 @@ class BulkEditAdminMixin(BulkHistoryAdminMixin):
             "select_across": request.POST.get("select_across", "0"),
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "preview": preview,
+            "atomic": self.bulk_atomic,
             "readable": can_view_records(request.user, self.model._meta.label),
         }
         refused = applying or (previewing and preview is None)

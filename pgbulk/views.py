@@ -122,7 +122,8 @@ class BulkEditMixin(_ListViewBase):
         if data is not None:
             readable = can_view_records(self.request.user, self.bulk_model()._meta.label)
             return self.bulk_render("pgbulk/bulk_preview.html",
-                                    {"preview": data, "readable": readable})
+                                    {"preview": data, "readable": readable,
+                                     "atomic": self.bulk_atomic})
         response = self.bulk_render("pgbulk/bulk_form.html",
                                     {"form": form, "count": selection.count()}, 422)
         return retarget(response, "#pgbulk-modal-body")

@@ -24,7 +24,7 @@ def test_preview_in_the_modal_then_apply(page):
     text = page.inner_text(PREVIEW)
     assert "Preview: what Apply would do to 12 records" in text
     assert "Draft → Archived: 12" in text
-    assert "3 of 12 sampled records would fail:" in text and "Book 9" in text
+    assert "3 of the 12 records would fail:" in text and "Book 9" in text
     assert page.locator(f"{PREVIEW} .pgbulk-preview-sample tbody tr").count() == 5
     assert not Job.objects.exists() and reservation_count() == 0
     assert set(Book.objects.values_list("status", flat=True)) == {"draft"}
@@ -34,7 +34,7 @@ def test_preview_in_the_modal_then_apply(page):
     page.click("#pgbulk-modal button:has-text('Preview')")
     page.wait_for_selector(PREVIEW)
     assert "Draft → Published: 12" in page.inner_text(PREVIEW)
-    assert "All 12 sampled records pass validation." in page.inner_text(PREVIEW)
+    assert "All 12 records pass validation." in page.inner_text(PREVIEW)
     page.click("#pgbulk-modal button[type=submit]")
     page.wait_for_selector("#pgbulk-modal .pgbulk-progress[data-status=succeeded]")
     shot(page, "preview-2-applied", full=False)

@@ -57,7 +57,10 @@ def test_preview_returns_the_partial_with_counts_sample_and_failures(client):
     assert response.status_code == 200
     assert "Preview: what Apply would do to 6 records" in page
     assert "Draft → Archived: 4" in page and "Published → Archived: 2" in page
-    assert "6 of 6 sampled records would fail:" in page
+    # The sample is the whole selection, and the list view's jobs are chunked: say what
+    # Apply would do with these failures (the page said "6 of 6 sampled" and no more).
+    assert "6 of the 6 records would fail:" in page and "sampled" not in page
+    assert "Apply would change the other records; the failing ones are left" in page
     assert "“An archived book cannot be in print.”" in page and "Book 0 (" in page
     assert page.count("<tr data-pk=") == 5 and "Draft → Archived</td>" in page
     assert "<form" not in page  # a fragment for #pgbulk-preview, not the form again
@@ -110,10 +113,23 @@ def test_the_partial_shows_counts_only_to_who_may_not_view_records():
     make_books(3)
     data = pgbulk.preview(Book.objects.all(), {"status": "archived"})
     hidden = pgbulk.previews.public_preview(data, readable=False)
-    page = render_to_string("pgbulk/bulk_preview.html", {"preview": hidden, "readable": False})
-    assert "Draft → Archived: 3" in page and "3 of 3 sampled records would fail:" in page
+    page = render_to_string("pgbulk/bulk_preview.html",
+                            {"preview": hidden, "readable": False, "atomic": True})
+    assert "Draft → Archived: 3" in page and "3 of the 3 records would fail:" in page
+    assert "Apply would change nothing:" in page  # an atomic job fails whole
     assert "Book 0" not in page and "cannot be in print" not in page
     assert "only counts are shown" in page
+
+
+def test_a_chunked_job_s_preview_says_the_failing_records_are_left_alone():
+    ids = make_books(150)
+    Book.objects.filter(pk__in=ids[:40]).update(in_print=False)
+    data = pgbulk.preview(Book.objects.all(), {"status": "archived"}, sample_size=100)
+    page = render_to_string("pgbulk/bulk_preview.html",
+                            {"preview": data, "readable": True, "atomic": False})
+    assert f"{data['failures']['failed']} of 100 sampled records would fail:" in page
+    assert "Apply would change the other records; the failing ones are left" in page
+    assert "Apply would change nothing" not in page
 
 
 def test_a_queryset_strategy_view_predicts_no_per_record_failures(client, monkeypatch):
