@@ -349,18 +349,18 @@ INSERT INTO pgbulk_change (job_id, object_pk, before)
 SELECT %s::uuid, s."_pgbulk_key", s."_pgbulk_values" FROM ({snapshot}) s
 
 -- name: change_log_after
--- Complete the log rows of changed records with their values now, and forget those
--- whose logged values did not change after all (they already held the new values).
--- params: the snapshot's, then job_id twice.
-WITH now_held AS MATERIALIZED ({snapshot}),
-unchanged AS (
-    DELETE FROM pgbulk_change c USING now_held s
-    WHERE c.job_id = %s::uuid AND c.object_pk = s."_pgbulk_key" AND c.before = s."_pgbulk_values"
-)
+-- Complete the log rows of changed records with their values now. params: the
+-- snapshot's, then job_id.
 UPDATE pgbulk_change c SET after = s."_pgbulk_values"
-FROM now_held s
+FROM ({snapshot}) s
 WHERE c.job_id = %s::uuid AND c.object_pk = s."_pgbulk_key"
-  AND c.before IS DISTINCT FROM s."_pgbulk_values"
+
+-- name: change_log_drop_unchanged
+-- Forget the log rows of records whose logged values did not change (they already
+-- held the new values), among the given keys (a subquery of keys as text). params:
+-- job_id, the subquery's.
+DELETE FROM pgbulk_change
+WHERE job_id = %s::uuid AND before = after AND object_pk IN ({keys})
 
 -- name: change_log_drop
 -- Forget logged records whose change failed (rolled back). params: job_id, keys.
