@@ -14,6 +14,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 import pgbulk
+from pgbulk import changes
 from pgbulk.models import Change, Job, JobError
 from testproject.library.models import Author, Book, Genre
 from tests.factories import make_books
@@ -91,7 +92,7 @@ def test_many_to_many_removals_read_minus(client, editor):
 def test_pages_walk_the_log_by_key_forward_and_back(client, editor):
     ids = make_books(120)
     job = publish(ids, editor)
-    keys = sorted(str(i) for i in ids)  # the log's order: keys as text
+    keys = [str(i) for i in sorted(ids)]  # integer keys: in numeric order
 
     def rows(response) -> list[str]:
         return re.findall(r'class="pgbulk-change-key"><code>([^<]+)</code>',
@@ -112,6 +113,42 @@ def test_pages_walk_the_log_by_key_forward_and_back(client, editor):
     assert rows(back) == keys[50:100]
     again = client.get(f"/pgbulk/jobs/{job.id}/" + link(back, "prev").split("#")[0])
     assert rows(again) == keys[:50] and link(again, "prev") == ""
+
+
+def books_with_keys(*keys: int) -> list[int]:
+    author = Author.objects.create(name="Keyed author")
+    Book.objects.bulk_create(Book(id=key, title=f"Book {key}", isbn=f"K-{key}", price=10,
+                                  author=author) for key in keys)
+    return list(keys)
+
+
+def test_integer_keys_are_listed_in_numeric_order_not_text_order(client, editor):
+    # Before: 1002 came before 102 (and 10 before 2): the keys were sorted as text.
+    ids = books_with_keys(1002, 10, -5, 102, 2)
+    job = publish(ids, editor)
+    numeric = ["-5", "2", "10", "102", "1002"]
+    html = page_of(client, job).content.decode()
+    assert re.findall(r'class="pgbulk-change-key"><code>([^<]+)</code>', html) == numeric
+    response = client.get(f"/pgbulk/jobs/{job.id}/changes.csv")
+    lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [line[0] for line in lines[1:]] == numeric
+    pages, after = [], ""
+    while True:  # two a page, forward by the last key shown
+        page = changes.page(job, links=False, after=after, per_page=2)
+        pages.append([row.object_pk for row in page.rows])
+        if page.next_after is None:
+            break
+        after = page.next_after
+    assert pages == [["-5", "2"], ["10", "102"], ["1002"]]
+    back = changes.page(job, links=False, before="102", per_page=2)
+    assert [row.object_pk for row in back.rows] == ["2", "10"]
+    assert back.previous_before == "2" and back.next_after == "10"
+    assert [r.object_pk for r in changes.page(job, links=False, before="2", per_page=2).rows] == ["-5"]
+    assert [r.object_pk for r in changes.page(job, links=False, key="102").rows] == ["102"]
+    nonsense = changes.page(job, links=False, after="x'; --", per_page=2)  # not a number
+    assert [row.object_pk for row in nonsense.rows] == ["-5", "2"] and nonsense.first
+    text = text_of(page_of(client, job, "?changes_after=10"))
+    assert text.index("Book 102") < text.index("Book 1002") and "Book 2 " not in text
 
 
 def test_the_key_filter_finds_one_record(client, editor):
@@ -136,7 +173,7 @@ def test_csv_holds_the_whole_log_as_stored(client, editor):
     assert header[0] == "key" and len(rows) == 131
     assert set(header[1:]) == {"status before", "status after", "price before", "price after"}
     first = dict(zip(header, rows[1], strict=True))
-    assert first["key"] == min(str(i) for i in ids)
+    assert first["key"] == str(min(ids))  # in numeric order
     assert (first["status before"], first["status after"]) == ("draft", "published")
     assert float(first["price before"]) == 10 and float(first["price after"]) == 12.5
 
