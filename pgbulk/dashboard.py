@@ -24,7 +24,7 @@ from pgbulk.permissions import (
     sees_others,
     visible_jobs,
 )
-from pgbulk.undoing import may_undo
+from pgbulk.undoing import may_undo, why_not_undoable
 
 PER_PAGE = 25
 #: Seconds between two refreshes: while a job shown is active, and otherwise (to
@@ -40,7 +40,8 @@ class Row:
     duration: str
     can_cancel: bool
     cancel_question: str
-    can_undo: bool = False  # offers "Undo…" (its confirmation page says what, or why not)
+    #: "Undo…" when "" (a record to put back), disabled with this reason, or None: not shown.
+    undo_reason: str | None = None
 
 
 def filtered(request: HttpRequest) -> tuple[Any, dict[str, str]]:
@@ -73,13 +74,17 @@ def row(request: HttpRequest, job: Job) -> Row:
     summary = describe.summary(job)
     return Row(job, summary, job_status(job, data), duration_text(duration),
                can_cancel(request.user, job) and not job.is_terminal,
-               cancel_question(job, summary), offers_undo(request.user, job))
+               cancel_question(job, summary), undo_reason(request.user, job))
 
 
-def offers_undo(user: Any, job: Job) -> bool:
-    """A finished update job with its log, that ``user`` may undo (no query per row)."""
-    return (job.kind == "update" and job.is_terminal and job.change_log == "kept"
-            and may_undo(user, job))
+def undo_reason(user: Any, job: Job) -> str | None:
+    """For a finished update job with its log that ``user`` may undo: why its undo is
+    disabled ("" when enabled: a record to put back; one EXISTS, only for such rows);
+    None for the other rows (no Undo shown)."""
+    if (job.kind == "update" and job.is_terminal and job.change_log == "kept"
+            and may_undo(user, job)):
+        return why_not_undoable(job)
+    return None
 
 
 def page_url(request: HttpRequest, number: int) -> str:

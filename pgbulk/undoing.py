@@ -14,8 +14,8 @@ from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
-from django.db.models import Model
+from django.db import connections, transaction
+from django.db.models import F, Model
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now
 from django.utils.translation import gettext as _
@@ -98,11 +98,26 @@ def why_not_undoable(job: Job) -> str:
         return _("Its change log leaves out %(fields)s (CHANGE_LOG_EXCLUDE, or a type undo "
                  "cannot restore), so those values cannot be put back.") % {
             "fields": ", ".join(spec["excluded"])}
-    if not Change.objects.using(job._state.db).filter(job=job).exists():
-        return _("It changed no records.")
-    if not logged_records(job, apps.get_model(job.model)).exists():
-        return _("None of the records it changed exist any more.")
-    return ""
+    if has_work(job):
+        return ""
+    log = Change.objects.using(job._state.db).filter(job=job)
+    if not log.exclude(after=F("before")).exists():
+        return _("Nothing to undo: the job changed no record.")
+    return _("None of the records it changed exist any more.")
+
+
+def has_work(job: Job) -> bool:
+    """Does ``job``'s log name a record an undo could put back (changed by the job, still
+    there)? One EXISTS that stops at the first such record."""
+    model = apps.get_model(job.model)
+    using = job._state.db or "default"
+    quote = connections[using].ops.quote_name
+    sql = (query("undo_has_work").replace("{table}", quote(model._meta.db_table))
+           .replace("{key}", quote(model._meta.pk.column))
+           .replace("{key_type}", locks.key_type(model, using)))
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, {"job_id": str(job.id)})
+        return bool(cursor.fetchone()[0])
 
 
 class UndoOperation(UpdateOperation):

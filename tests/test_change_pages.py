@@ -340,6 +340,30 @@ def test_the_dashboard_offers_undo_on_finished_logged_updates(client, editor):
     assert "/undo/" not in client.get("/pgbulk/jobs/").content.decode()
 
 
+def test_undo_is_not_offered_when_it_would_put_nothing_back(client, editor, admin_client):
+    # Before: the page, the dashboard and the admin offered Undo on a job that changed no
+    # value (its records already held them) or whose records were all deleted since.
+    ids = make_books(4, status="published")
+    same = publish(ids[:2], editor)  # logged, but before = after
+    assert Change.objects.filter(job=same).count() == 2
+    gone = publish(ids[2:], editor, price="12.00")
+    Book.objects.filter(pk__in=ids[2:]).delete()
+    nothing = "Nothing to undo: the job changed no record."
+    for job, reason in ((same, nothing), (gone, "None of the records it changed exist any more.")):
+        response = page_of(client, job)
+        assert reason in text_of(response)  # the disabled button says why
+        assert f'href="/pgbulk/jobs/{job.id}/undo/"' not in response.content.decode()
+        assert client.post(f"/pgbulk/jobs/{job.id}/undo/").status_code == 400
+        admin = admin_client.get(f"/admin/pgbulk/job/{job.id}/change/")
+        assert reason in text_of(admin) and f"/pgbulk/jobs/{job.id}/undo/" not in admin.content.decode()
+    dashboard = client.get("/pgbulk/jobs/")
+    assert "/undo/" not in dashboard.content.decode()
+    assert nothing in text_of(dashboard) and "exist any more" in text_of(dashboard)
+    assert not Job.objects.filter(undo_of__isnull=False).exists()
+    changed = publish(make_books(1), editor)  # one that did change a record: offered
+    assert f'href="/pgbulk/jobs/{changed.id}/undo/"' in client.get("/pgbulk/jobs/").content.decode()
+
+
 # --- skipped records ---------------------------------------------------------------------------
 
 
