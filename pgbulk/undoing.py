@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps
@@ -118,6 +119,30 @@ def has_work(job: Job) -> bool:
     with connections[using].cursor() as cursor:
         cursor.execute(sql, {"job_id": str(job.id)})
         return bool(cursor.fetchone()[0])
+
+
+@dataclass
+class Forecast:
+    """What an undo of a job would do now: records it would put back, records it would
+    skip (changed since the job), records of the log that no longer exist."""
+
+    put_back: int
+    skipped: int
+    gone: int
+
+
+def forecast(job: Job) -> Forecast:
+    """Count, as the undo's plan decides, over the whole log (one statement: about
+    0.45 s for 100k records, see docs/changes.md)."""
+    model = apps.get_model(job.model)
+    spec = job.params.get("undo_spec") or job.params["change_log"]
+    using = job._state.db or "default"
+    sql, params = ChangeLog(job.id, model, spec, using).sql(logged_records(job, model))
+    with connections[using].cursor() as cursor:
+        cursor.execute(query("undo_forecast").replace("{snapshot}", sql), (*params, str(job.id)))
+        put_back, skipped = cursor.fetchone()
+    logged = Change.objects.using(using).filter(job=job).count()
+    return Forecast(put_back, skipped, logged - put_back - skipped)
 
 
 class UndoOperation(UpdateOperation):

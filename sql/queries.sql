@@ -416,3 +416,13 @@ SELECT EXISTS (
     SELECT 1 FROM pgbulk_change c JOIN {table} t ON t.{key} = c.object_pk::{key_type}
     WHERE c.job_id = %(job_id)s::uuid AND c.before IS DISTINCT FROM c.after
 )
+
+-- name: undo_forecast
+-- Undo's confirmation: of the records a job's log names that still exist (the
+-- snapshot of their values now, see pgbulk.changelog), how many an undo would put
+-- back (they hold what the job left) and how many it would skip (changed since),
+-- decided as change_log_plan does. params: the snapshot's, then job_id.
+SELECT count(*) FILTER (WHERE c.after IS NOT DISTINCT FROM s."_pgbulk_values"),
+       count(*) FILTER (WHERE c.after IS DISTINCT FROM s."_pgbulk_values")
+FROM ({snapshot}) s
+JOIN pgbulk_change c ON c.job_id = %s::uuid AND c.object_pk = s."_pgbulk_key"

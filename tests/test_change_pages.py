@@ -220,8 +220,7 @@ def test_undo_asks_first_then_restores_and_links_both_ways(client, editor):
     confirm = client.get(f"/pgbulk/jobs/{job.id}/undo/")
     assert confirm.status_code == 200
     text = text_of(confirm)
-    assert ("Put back the values of 3 records changed by this job; records changed since "
-            "are skipped.") in text
+    assert "Put back the values of 3 records changed by this job. No record changed since." in text
     assert "Fields put back: status." in text
     assert Job.objects.count() == 1  # asking launches nothing
     response = client.post(f"/pgbulk/jobs/{job.id}/undo/")
@@ -238,6 +237,36 @@ def test_undo_asks_first_then_restores_and_links_both_ways(client, editor):
     undone = page_of(client, job)
     assert "Undone by" in text_of(undone)
     assert f'href="/pgbulk/jobs/{undo.id}/"' in undone.content.decode()
+
+
+def test_undo_says_before_launch_how_many_it_would_put_back_and_skip(client, editor):
+    # Before: it said "N records", counting records changed since and records deleted.
+    ids = make_books(5)
+    job = publish(ids, editor, status="published", genres={"add": [Genre.objects.get(name="Poetry").pk]})
+    Book.objects.filter(pk=ids[0]).update(status="archived")  # changed since
+    Book.objects.get(pk=ids[1]).genres.clear()  # changed since (a many-to-many field)
+    Book.objects.filter(pk=ids[2]).delete()
+    response = client.get(f"/pgbulk/jobs/{job.id}/undo/")
+    text = text_of(response)
+    assert "Put back the values of 2 records changed by this job." in text
+    assert "2 records changed since and would be skipped (left as they are)." in text
+    assert "1 record it changed no longer exists." in text
+    assert "pgbulk-undo-confirm" in response.content.decode()
+    undo = pgbulk.undo(job, user=editor)  # what it said is what the undo does
+    assert (undo.done, undo.skipped_count) == (2, 2)
+
+
+def test_undo_that_would_skip_every_record_offers_no_confirm_button(client, editor):
+    ids = make_books(2)
+    job = publish(ids, editor)
+    Book.objects.filter(pk__in=ids).update(status="archived")
+    response = client.get(f"/pgbulk/jobs/{job.id}/undo/")
+    assert response.status_code == 200
+    text = text_of(response)
+    assert ("Nothing to put back: all 2 records this job changed have changed since, and an "
+            "undo leaves such records as they are.") in text
+    assert "pgbulk-undo-confirm" not in response.content.decode()
+    assert "Put back the values" not in text
 
 
 def test_links_name_but_do_not_link_jobs_the_viewer_may_not_see(client, editor):
