@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from pgbulk import describe, progress
+from pgbulk.change_views import linked
 from pgbulk.conf import pgbulk_settings
 from pgbulk.job_status import JobStatus, cancel_question, duration_text, job_status
 from pgbulk.models import Job, Status
@@ -42,6 +43,7 @@ class Row:
     cancel_question: str
     #: "Undo…" when "" (a record to put back), disabled with this reason, or None: not shown.
     undo_reason: str | None = None
+    undoes: str = ""  # an undo's row: "Undo of: <what it undoes>"
 
 
 def filtered(request: HttpRequest) -> tuple[Any, dict[str, str]]:
@@ -74,7 +76,18 @@ def row(request: HttpRequest, job: Job) -> Row:
     summary = describe.summary(job)
     return Row(job, summary, job_status(job, data), duration_text(duration),
                can_cancel(request.user, job) and not job.is_terminal,
-               cancel_question(job, summary), undo_reason(request.user, job))
+               cancel_question(job, summary), undo_reason(request.user, job),
+               undoes(request.user, job))
+
+
+def undoes(user: Any, job: Job) -> str:
+    """What an undo undoes, in a word: the undone job's summary (its kind only if ``user``
+    may not see it), or that it was deleted since; "" for other jobs."""
+    if not job.params.get("undo_of"):
+        return ""
+    if job.undo_of is None:
+        return _("Undo of a job since deleted from the history")
+    return _("Undo of: %(job)s") % {"job": linked(user, job.undo_of)["text"]}
 
 
 def undo_reason(user: Any, job: Job) -> str | None:
@@ -96,7 +109,7 @@ def page_url(request: HttpRequest, number: int) -> str:
 def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     user: Any = request.user
     jobs, chosen = filtered(request)
-    page = Paginator(jobs, PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(jobs.select_related("undo_of"), PER_PAGE).get_page(request.GET.get("page"))
     rows = [row(request, job) for job in page]
     visible = visible_jobs(user)
     owners = []

@@ -393,6 +393,22 @@ def test_undo_is_not_offered_when_it_would_put_nothing_back(client, editor, admi
     assert f'href="/pgbulk/jobs/{changed.id}/undo/"' in client.get("/pgbulk/jobs/").content.decode()
 
 
+def test_the_dashboard_says_what_an_undo_undoes(client, editor):
+    # Before: every undo's row read "Undo: put back status on N Books", alike.
+    first = publish(make_books(2), editor)
+    second = publish(make_books(3), editor, price="7.00")
+    undos = [pgbulk.undo(job, user=editor) for job in (first, second)]
+    text = text_of(client.get("/pgbulk/jobs/"))
+    assert "Undo of: status → Published on 2 Books" in text
+    assert "Undo of: price → 7.00 on 3 Books" in text
+    assert text.count("Undo of:") == 2  # only the undos' rows
+    Job.objects.filter(pk=first.pk).delete()
+    text = text_of(client.get("/pgbulk/jobs/"))
+    assert "Undo of a job since deleted from the history" in text
+    assert text.count("Undo of:") == 1
+    assert Job.objects.get(pk=undos[0].pk).undo_of is None
+
+
 # --- skipped records ---------------------------------------------------------------------------
 
 
