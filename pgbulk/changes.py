@@ -203,6 +203,21 @@ class Reader:
     def name(self, model: type[Model], key: Any) -> str:
         return self.names.get((model, str(key))) or _("#%(key)s (deleted)") % {"key": key}
 
+    def label(self, name: str) -> str:
+        """A logged name's verbose name (the name itself if the model no longer has it)."""
+        found = self.model_field(name)
+        return str(found.verbose_name) if found is not None else name
+
+    def phrase(self, name: str, raw: Any) -> str:
+        """One logged value in words; many-to-many: the related records, by name."""
+        found = self.model_field(name)
+        if found is None:
+            return raw_text(raw) or _("empty")
+        if found.many_to_many:
+            keys = raw or []
+            return ", ".join(self.name(found.related_model, k) for k in keys) or _("empty")
+        return self.value(found, raw)
+
     def fields(self, names: list[str], before: dict[str, Any],
                after: dict[str, Any]) -> list[FieldChange]:
         return [self.one(name, before.get(name), after.get(name)) for name in names]

@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from pgbulk import locks
 from pgbulk.changelog import ChangeLog
+from pgbulk.changes import Reader
 from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import BulkValidationError, ErrorEntry
 from pgbulk.launch import DEFAULT_MIN_ASYNC_RECORDS, launch
@@ -96,9 +97,10 @@ def why_not_undoable(job: Job) -> str:
             return _("It ran before this version of pgbulk kept change logs.")
         return _("It ran without a change log (RECORD_CHANGES was off).")
     if spec.get("excluded"):
+        reader = Reader(apps.get_model(job.model))
         return _("Its change log leaves out %(fields)s (CHANGE_LOG_EXCLUDE, or a type undo "
                  "cannot restore), so those values cannot be put back.") % {
-            "fields": ", ".join(spec["excluded"])}
+            "fields": ", ".join(reader.label(name) for name in spec["excluded"])}
     if has_work(job):
         return ""
     log = Change.objects.using(job._state.db).filter(job=job)
@@ -225,27 +227,24 @@ class UndoOperation(UpdateOperation):
             self.change_m2m_set_based(name, {"set": before[name]}, pks)
 
     def skip_entries(self, plan: list[tuple], records: dict[Any, Model]) -> list[ErrorEntry]:
-        """Name each record left alone, with its values now and what the job left."""
+        """Name each record left alone, with its values now and what the job left, in words
+        (verbose names; related records by name, by key once deleted)."""
         if not plan:
             return []
         if not records:
             records = self.queryset([p[0] for p in plan]).in_bulk()
+        reader = Reader(self.model)
+        for _pk, _key, _before, after, _same, now in plan:
+            reader.want(after, now)
+        reader.fetch()
         entries: list[ErrorEntry] = []
         for pk, key, _before, after, _same, now in plan:
             differs = "; ".join(
-                _("%(field)s is %(now)s, the job left %(after)s") % {
-                    "field": name, "now": self.shown(name, now.get(name)),
-                    "after": self.shown(name, after.get(name))}
+                _('%(field)s is "%(now)s", the job left "%(after)s"') % {
+                    "field": reader.label(name), "now": reader.phrase(name, now.get(name)),
+                    "after": reader.phrase(name, after.get(name))}
                 for name in sorted(set(after) | set(now)) if now.get(name) != after.get(name))
             entries.append({"pk": key, "record": name_of(records.get(pk)), "field": None,
                             "message": _("Changed since the undone job (%(differs)s): left "
                                          "as it is.") % {"differs": differs}})
         return entries
-
-
-    def shown(self, name: str, value: Any) -> str:
-        """A logged value as a person reads it: a choice's label, else the value quoted."""
-        field: Any = self.model._meta.get_field(name)
-        label = dict(field.flatchoices).get(value) if getattr(field, "choices", None) else None
-        return json.dumps(str(label) if label is not None else value, default=str,
-                          ensure_ascii=False)

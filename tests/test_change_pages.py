@@ -434,6 +434,28 @@ def test_skipped_records_are_shown_apart_from_failures(client, editor):
     assert Book.objects.get(pk=ids[1]).status == "archived"
 
 
+def test_skip_messages_use_verbose_names_and_related_records_by_name(client, editor):
+    # Before: 'in_print is false, the job left true; author_id is 7 ...; genres is [1, 5]'.
+    ids = make_books(1)
+    other, third = (Author.objects.create(name=name) for name in ("Other author", "Third author"))
+    fantasy = Genre.objects.create(name="Fantasy")
+    crime = Genre.objects.get(name="Crime")
+    job = publish(ids, editor, status="published", in_print=False, author=other.pk,
+                  genres={"add": [fantasy.pk]})
+    Book.objects.filter(pk=ids[0]).update(in_print=True, author=third)
+    Book.objects.get(pk=ids[0]).genres.clear()
+    gone = fantasy.pk
+    fantasy.delete()
+    undo = pgbulk.undo(job, user=editor)
+    assert undo.skipped_count == 1
+    message = JobError.objects.get(job=undo, skipped=True).message
+    assert f'author is "Third author (#{third.pk})", the job left "Other author (#{other.pk})"' in message
+    assert f'genres is "empty", the job left "{crime}, #{gone} (deleted)"' in message
+    assert 'in print is "yes", the job left "no"' in message
+    assert "in_print" not in message and "author_id" not in message
+    assert 'in print is "yes", the job left "no"' in text_of(page_of(client, undo))
+
+
 # --- the admin ---------------------------------------------------------------------------------
 
 
