@@ -131,7 +131,7 @@ def undo_page(request: HttpRequest, job: Job, status: int, *, error: str = "",
         "job": job, "summary": describe.summary(job), "error": error,
         "conflicts": conflicts or [], "links": job_links(request.user, job),
         "fields": field_labels(job),
-        "records": changes.log_of(job).count() if status == 200 else 0,
+        "forecast": undoing.forecast(job) if status == 200 else None,
         "undo_logged": pgbulk_settings.RECORD_CHANGES,
     }
     return render(request, "pgbulk/job_undo.html", context, status=status)

@@ -1,9 +1,10 @@
 """A job's change log for people: pages of changed records (before → after, in words), the
 log as CSV, and the bulk jobs that changed one record (the admin's History).
 
-Read from ``pgbulk_change`` by its primary key (job, key): pages walk it by key (as text,
-the index's order), so page 20,000 of a 1M-row log costs what page 1 does; the count is
-exact (an index scan: about 50 ms for 1M rows of one job).
+Read from ``pgbulk_change`` by its primary key (job, key): pages walk it in the key's
+order (numeric for integer keys, then a sort of the job's keys: about 120 ms a page for
+1M rows of one job; text order otherwise, an index probe), from the key a page starts
+after; the count is exact (an index scan: about 50 ms for 1M rows of one job).
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps
-from django.db.models import Model, QuerySet
+from django.db.models import BigIntegerField, F, Model, QuerySet
+from django.db.models.functions import Cast
 from django.utils.translation import gettext as _
 
-from pgbulk import describe, record_errors
+from pgbulk import describe, locks, record_errors
 from pgbulk.models import Change, Job
 from pgbulk.values import to_key
 
 PER_PAGE = 50
+#: Key types shown in numeric order (the log holds keys as text).
+INTEGER_KEYS = ("smallint", "integer", "bigint")
 #: Jobs a record's History lists (the most recent).
 HISTORY_LIMIT = 100
 
@@ -83,25 +87,51 @@ def log_of(job: Job) -> QuerySet[Change]:
 
 def page(job: Job, *, links: bool, key: str = "", after: str = "", before: str = "",
          per_page: int = PER_PAGE) -> ChangePage:
-    """A page of the log in key order: from the start, after ``after`` or before
-    ``before``; ``key`` keeps the one record with that key."""
-    log = log_of(job).filter(object_pk=key) if key else log_of(job)
-    if before:
-        items = list(log.filter(object_pk__lt=before).order_by("-object_pk")[:per_page + 1])
+    """A page of the log in key order (see ``in_key_order``): from the start, after
+    ``after`` or before ``before``; ``key`` keeps the one record with that key."""
+    found = log_of(job).filter(object_pk=key) if key else log_of(job)
+    log = in_key_order(job, found)
+    numeric = is_numeric(job)
+    start, end = bound(after, numeric), bound(before, numeric)
+    if end is not None:
+        items = list(log.filter(sort_key__lt=end).order_by("-sort_key")[:per_page + 1])
         more_before = len(items) > per_page
         items = items[:per_page][::-1]
         previous = items[0].object_pk if more_before and items else None
         following = items[-1].object_pk if items else None
         first = not more_before
     else:
-        items = list((log.filter(object_pk__gt=after) if after else log)
-                     .order_by("object_pk")[:per_page + 1])
+        items = list((log.filter(sort_key__gt=start) if start is not None else log)
+                     .order_by("sort_key")[:per_page + 1])
         following = items[per_page - 1].object_pk if len(items) > per_page else None
         items = items[:per_page]
-        previous = items[0].object_pk if after and items else None
-        first = not after
-    return ChangePage(rows(job, items, links=links), log.count(), key, following, previous,
+        previous = items[0].object_pk if start is not None and items else None
+        first = start is None
+    return ChangePage(rows(job, items, links=links), found.count(), key, following, previous,
                       first)
+
+
+def is_numeric(job: Job) -> bool:
+    """Are the job's keys integers (its model's key type)?"""
+    model = describe.job_model(job)
+    return model is not None and locks.key_type(model, job._state.db or "default") in INTEGER_KEYS
+
+
+def in_key_order(job: Job, log: QuerySet[Change]) -> Any:  # annotated: the stubs miss sort_key
+    """``log`` with ``sort_key``: the key as a number for integer keys (2, 10, 102, also
+    below zero), else the key as text."""
+    return log.annotate(sort_key=Cast("object_pk", BigIntegerField()) if is_numeric(job)
+                        else F("object_pk"))
+
+
+def bound(text: str, numeric: bool) -> Any:
+    """A page bound from the URL: None when absent (or not a number for integer keys)."""
+    if not text or not numeric:
+        return text or None
+    try:
+        return int(text)
+    except ValueError:
+        return None
 
 
 def rows(job: Job, items: list[Change], *, links: bool) -> list[ChangeRow]:
@@ -173,6 +203,21 @@ class Reader:
     def name(self, model: type[Model], key: Any) -> str:
         return self.names.get((model, str(key))) or _("#%(key)s (deleted)") % {"key": key}
 
+    def label(self, name: str) -> str:
+        """A logged name's verbose name (the name itself if the model no longer has it)."""
+        found = self.model_field(name)
+        return str(found.verbose_name) if found is not None else name
+
+    def phrase(self, name: str, raw: Any) -> str:
+        """One logged value in words; many-to-many: the related records, by name."""
+        found = self.model_field(name)
+        if found is None:
+            return raw_text(raw) or _("empty")
+        if found.many_to_many:
+            keys = raw or []
+            return ", ".join(self.name(found.related_model, k) for k in keys) or _("empty")
+        return self.value(found, raw)
+
     def fields(self, names: list[str], before: dict[str, Any],
                after: dict[str, Any]) -> list[FieldChange]:
         return [self.one(name, before.get(name), after.get(name)) for name in names]
@@ -219,7 +264,8 @@ def csv_lines(job: Job) -> Iterator[str]:
     logged = spec(job)
     names = [*logged["fields"], *logged["m2m"]]
     yield writer.writerow(["key", *[f"{n} {side}" for n in names for side in ("before", "after")]])
-    items = log_of(job).order_by("object_pk").values_list("object_pk", "before", "after")
+    items = (in_key_order(job, log_of(job)).order_by("sort_key")
+             .values_list("object_pk", "before", "after"))
     for key, before, after in items.iterator(chunk_size=2000):
         after = after or {}
         cells = [raw_text(side.get(n)) for n in names for side in (before, after)]

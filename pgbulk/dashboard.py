@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from pgbulk import describe, progress
+from pgbulk.change_views import linked
 from pgbulk.conf import pgbulk_settings
 from pgbulk.job_status import JobStatus, cancel_question, duration_text, job_status
 from pgbulk.models import Job, Status
@@ -24,7 +25,7 @@ from pgbulk.permissions import (
     sees_others,
     visible_jobs,
 )
-from pgbulk.undoing import may_undo
+from pgbulk.undoing import may_undo, why_not_undoable
 
 PER_PAGE = 25
 #: Seconds between two refreshes: while a job shown is active, and otherwise (to
@@ -40,7 +41,9 @@ class Row:
     duration: str
     can_cancel: bool
     cancel_question: str
-    can_undo: bool = False  # offers "Undo…" (its confirmation page says what, or why not)
+    #: "Undo…" when "" (a record to put back), disabled with this reason, or None: not shown.
+    undo_reason: str | None = None
+    undoes: str = ""  # an undo's row: "Undo of: <what it undoes>"
 
 
 def filtered(request: HttpRequest) -> tuple[Any, dict[str, str]]:
@@ -73,13 +76,28 @@ def row(request: HttpRequest, job: Job) -> Row:
     summary = describe.summary(job)
     return Row(job, summary, job_status(job, data), duration_text(duration),
                can_cancel(request.user, job) and not job.is_terminal,
-               cancel_question(job, summary), offers_undo(request.user, job))
+               cancel_question(job, summary), undo_reason(request.user, job),
+               undoes(request.user, job))
 
 
-def offers_undo(user: Any, job: Job) -> bool:
-    """A finished update job with its log, that ``user`` may undo (no query per row)."""
-    return (job.kind == "update" and job.is_terminal and job.change_log == "kept"
-            and may_undo(user, job))
+def undoes(user: Any, job: Job) -> str:
+    """What an undo undoes, in a word: the undone job's summary (its kind only if ``user``
+    may not see it), or that it was deleted since; "" for other jobs."""
+    if not job.params.get("undo_of"):
+        return ""
+    if job.undo_of is None:
+        return _("Undo of a job since deleted from the history")
+    return _("Undo of: %(job)s") % {"job": linked(user, job.undo_of)["text"]}
+
+
+def undo_reason(user: Any, job: Job) -> str | None:
+    """For a finished update job with its log that ``user`` may undo: why its undo is
+    disabled ("" when enabled: a record to put back; one EXISTS, only for such rows);
+    None for the other rows (no Undo shown)."""
+    if (job.kind == "update" and job.is_terminal and job.change_log == "kept"
+            and may_undo(user, job)):
+        return why_not_undoable(job)
+    return None
 
 
 def page_url(request: HttpRequest, number: int) -> str:
@@ -91,7 +109,7 @@ def page_url(request: HttpRequest, number: int) -> str:
 def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     user: Any = request.user
     jobs, chosen = filtered(request)
-    page = Paginator(jobs, PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(jobs.select_related("undo_of"), PER_PAGE).get_page(request.GET.get("page"))
     rows = [row(request, job) for job in page]
     visible = visible_jobs(user)
     owners = []

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
-from django.db.models import Model
+from django.db import connections, transaction
+from django.db.models import F, Model
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now
 from django.utils.translation import gettext as _
 
 from pgbulk import locks
 from pgbulk.changelog import ChangeLog
+from pgbulk.changes import Reader
 from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import BulkValidationError, ErrorEntry
 from pgbulk.launch import DEFAULT_MIN_ASYNC_RECORDS, launch
@@ -95,14 +97,54 @@ def why_not_undoable(job: Job) -> str:
             return _("It ran before this version of pgbulk kept change logs.")
         return _("It ran without a change log (RECORD_CHANGES was off).")
     if spec.get("excluded"):
+        reader = Reader(apps.get_model(job.model))
         return _("Its change log leaves out %(fields)s (CHANGE_LOG_EXCLUDE, or a type undo "
                  "cannot restore), so those values cannot be put back.") % {
-            "fields": ", ".join(spec["excluded"])}
-    if not Change.objects.using(job._state.db).filter(job=job).exists():
-        return _("It changed no records.")
-    if not logged_records(job, apps.get_model(job.model)).exists():
-        return _("None of the records it changed exist any more.")
-    return ""
+            "fields": ", ".join(reader.label(name) for name in spec["excluded"])}
+    if has_work(job):
+        return ""
+    log = Change.objects.using(job._state.db).filter(job=job)
+    if not log.exclude(after=F("before")).exists():
+        return _("Nothing to undo: the job changed no record.")
+    return _("None of the records it changed exist any more.")
+
+
+def has_work(job: Job) -> bool:
+    """Does ``job``'s log name a record an undo could put back (changed by the job, still
+    there)? One EXISTS that stops at the first such record."""
+    model = apps.get_model(job.model)
+    using = job._state.db or "default"
+    quote = connections[using].ops.quote_name
+    sql = (query("undo_has_work").replace("{table}", quote(model._meta.db_table))
+           .replace("{key}", quote(model._meta.pk.column))
+           .replace("{key_type}", locks.key_type(model, using)))
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, {"job_id": str(job.id)})
+        return bool(cursor.fetchone()[0])
+
+
+@dataclass
+class Forecast:
+    """What an undo of a job would do now: records it would put back, records it would
+    skip (changed since the job), records of the log that no longer exist."""
+
+    put_back: int
+    skipped: int
+    gone: int
+
+
+def forecast(job: Job) -> Forecast:
+    """Count, as the undo's plan decides, over the whole log (one statement: about
+    0.45 s for 100k records, see docs/changes.md)."""
+    model = apps.get_model(job.model)
+    spec = job.params.get("undo_spec") or job.params["change_log"]
+    using = job._state.db or "default"
+    sql, params = ChangeLog(job.id, model, spec, using).sql(logged_records(job, model))
+    with connections[using].cursor() as cursor:
+        cursor.execute(query("undo_forecast").replace("{snapshot}", sql), (*params, str(job.id)))
+        put_back, skipped = cursor.fetchone()
+    logged = Change.objects.using(using).filter(job=job).count()
+    return Forecast(put_back, skipped, logged - put_back - skipped)
 
 
 class UndoOperation(UpdateOperation):
@@ -185,27 +227,24 @@ class UndoOperation(UpdateOperation):
             self.change_m2m_set_based(name, {"set": before[name]}, pks)
 
     def skip_entries(self, plan: list[tuple], records: dict[Any, Model]) -> list[ErrorEntry]:
-        """Name each record left alone, with its values now and what the job left."""
+        """Name each record left alone, with its values now and what the job left, in words
+        (verbose names; related records by name, by key once deleted)."""
         if not plan:
             return []
         if not records:
             records = self.queryset([p[0] for p in plan]).in_bulk()
+        reader = Reader(self.model)
+        for _pk, _key, _before, after, _same, now in plan:
+            reader.want(after, now)
+        reader.fetch()
         entries: list[ErrorEntry] = []
         for pk, key, _before, after, _same, now in plan:
             differs = "; ".join(
-                _("%(field)s is %(now)s, the job left %(after)s") % {
-                    "field": name, "now": self.shown(name, now.get(name)),
-                    "after": self.shown(name, after.get(name))}
+                _('%(field)s is "%(now)s", the job left "%(after)s"') % {
+                    "field": reader.label(name), "now": reader.phrase(name, now.get(name)),
+                    "after": reader.phrase(name, after.get(name))}
                 for name in sorted(set(after) | set(now)) if now.get(name) != after.get(name))
             entries.append({"pk": key, "record": name_of(records.get(pk)), "field": None,
                             "message": _("Changed since the undone job (%(differs)s): left "
                                          "as it is.") % {"differs": differs}})
         return entries
-
-
-    def shown(self, name: str, value: Any) -> str:
-        """A logged value as a person reads it: a choice's label, else the value quoted."""
-        field: Any = self.model._meta.get_field(name)
-        label = dict(field.flatchoices).get(value) if getattr(field, "choices", None) else None
-        return json.dumps(str(label) if label is not None else value, default=str,
-                          ensure_ascii=False)

@@ -419,3 +419,23 @@ DELETE FROM pgbulk_change WHERE job_id IN (SELECT id FROM expired)
 -- The typed keys of the records a job's change log names ({key_type}: the model's key
 -- type), as a subquery. params: job_id.
 SELECT object_pk::{key_type} FROM pgbulk_change WHERE job_id = %s::uuid
+
+-- name: undo_has_work
+-- Undo: is there a record an undo of a job could put back: one its log names, that
+-- the job did change (before differs from after) and that still exists? Stops at
+-- the first. {table}, {key}: the model's quoted table and key column; {key_type}:
+-- the key's type. params: job_id.
+SELECT EXISTS (
+    SELECT 1 FROM pgbulk_change c JOIN {table} t ON t.{key} = c.object_pk::{key_type}
+    WHERE c.job_id = %(job_id)s::uuid AND c.before IS DISTINCT FROM c.after
+)
+
+-- name: undo_forecast
+-- Undo's confirmation: of the records a job's log names that still exist (the
+-- snapshot of their values now, see pgbulk.changelog), how many an undo would put
+-- back (they hold what the job left) and how many it would skip (changed since),
+-- decided as change_log_plan does. params: the snapshot's, then job_id.
+SELECT count(*) FILTER (WHERE c.after IS NOT DISTINCT FROM s."_pgbulk_values"),
+       count(*) FILTER (WHERE c.after IS DISTINCT FROM s."_pgbulk_values")
+FROM ({snapshot}) s
+JOIN pgbulk_change c ON c.job_id = %s::uuid AND c.object_pk = s."_pgbulk_key"

@@ -32,8 +32,8 @@ def test_edit_see_the_changes_undo_and_the_records_are_back(page, worker):
 
     page.click(".pgbulk-undo-button")
     page.wait_for_selector(".pgbulk-undo-question")
-    assert ("Put back the values of 300 records changed by this job; records changed since "
-            "are skipped.") in page.inner_text(".pgbulk-undo-page")
+    assert ("Put back the values of 299 records changed by this job. 1 record changed since "
+            "and would be skipped (left as it is).") in page.inner_text(".pgbulk-undo-page")
     shot(page, "undo-2-confirm", full=False)
     page.click(".pgbulk-undo-confirm")
 

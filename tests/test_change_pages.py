@@ -14,6 +14,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 import pgbulk
+from pgbulk import changes
 from pgbulk.models import Change, Job, JobError
 from testproject.library.models import Author, Book, Genre
 from tests.factories import make_books
@@ -91,7 +92,7 @@ def test_many_to_many_removals_read_minus(client, editor):
 def test_pages_walk_the_log_by_key_forward_and_back(client, editor):
     ids = make_books(120)
     job = publish(ids, editor)
-    keys = sorted(str(i) for i in ids)  # the log's order: keys as text
+    keys = [str(i) for i in sorted(ids)]  # integer keys: in numeric order
 
     def rows(response) -> list[str]:
         return re.findall(r'class="pgbulk-change-key"><code>([^<]+)</code>',
@@ -112,6 +113,42 @@ def test_pages_walk_the_log_by_key_forward_and_back(client, editor):
     assert rows(back) == keys[50:100]
     again = client.get(f"/pgbulk/jobs/{job.id}/" + link(back, "prev").split("#")[0])
     assert rows(again) == keys[:50] and link(again, "prev") == ""
+
+
+def books_with_keys(*keys: int) -> list[int]:
+    author = Author.objects.create(name="Keyed author")
+    Book.objects.bulk_create(Book(id=key, title=f"Book {key}", isbn=f"K-{key}", price=10,
+                                  author=author) for key in keys)
+    return list(keys)
+
+
+def test_integer_keys_are_listed_in_numeric_order_not_text_order(client, editor):
+    # Before: 1002 came before 102 (and 10 before 2): the keys were sorted as text.
+    ids = books_with_keys(1002, 10, -5, 102, 2)
+    job = publish(ids, editor)
+    numeric = ["-5", "2", "10", "102", "1002"]
+    html = page_of(client, job).content.decode()
+    assert re.findall(r'class="pgbulk-change-key"><code>([^<]+)</code>', html) == numeric
+    response = client.get(f"/pgbulk/jobs/{job.id}/changes.csv")
+    lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [line[0] for line in lines[1:]] == numeric
+    pages, after = [], ""
+    while True:  # two a page, forward by the last key shown
+        page = changes.page(job, links=False, after=after, per_page=2)
+        pages.append([row.object_pk for row in page.rows])
+        if page.next_after is None:
+            break
+        after = page.next_after
+    assert pages == [["-5", "2"], ["10", "102"], ["1002"]]
+    back = changes.page(job, links=False, before="102", per_page=2)
+    assert [row.object_pk for row in back.rows] == ["2", "10"]
+    assert back.previous_before == "2" and back.next_after == "10"
+    assert [r.object_pk for r in changes.page(job, links=False, before="2", per_page=2).rows] == ["-5"]
+    assert [r.object_pk for r in changes.page(job, links=False, key="102").rows] == ["102"]
+    nonsense = changes.page(job, links=False, after="x'; --", per_page=2)  # not a number
+    assert [row.object_pk for row in nonsense.rows] == ["-5", "2"] and nonsense.first
+    text = text_of(page_of(client, job, "?changes_after=10"))
+    assert text.index("Book 102") < text.index("Book 1002") and "Book 2 " not in text
 
 
 def test_the_key_filter_finds_one_record(client, editor):
@@ -136,7 +173,7 @@ def test_csv_holds_the_whole_log_as_stored(client, editor):
     assert header[0] == "key" and len(rows) == 131
     assert set(header[1:]) == {"status before", "status after", "price before", "price after"}
     first = dict(zip(header, rows[1], strict=True))
-    assert first["key"] == min(str(i) for i in ids)
+    assert first["key"] == str(min(ids))  # in numeric order
     assert (first["status before"], first["status after"]) == ("draft", "published")
     assert float(first["price before"]) == 10 and float(first["price after"]) == 12.5
 
@@ -183,8 +220,7 @@ def test_undo_asks_first_then_restores_and_links_both_ways(client, editor):
     confirm = client.get(f"/pgbulk/jobs/{job.id}/undo/")
     assert confirm.status_code == 200
     text = text_of(confirm)
-    assert ("Put back the values of 3 records changed by this job; records changed since "
-            "are skipped.") in text
+    assert "Put back the values of 3 records changed by this job. No record changed since." in text
     assert "Fields put back: status." in text
     assert Job.objects.count() == 1  # asking launches nothing
     response = client.post(f"/pgbulk/jobs/{job.id}/undo/")
@@ -201,6 +237,36 @@ def test_undo_asks_first_then_restores_and_links_both_ways(client, editor):
     undone = page_of(client, job)
     assert "Undone by" in text_of(undone)
     assert f'href="/pgbulk/jobs/{undo.id}/"' in undone.content.decode()
+
+
+def test_undo_says_before_launch_how_many_it_would_put_back_and_skip(client, editor):
+    # Before: it said "N records", counting records changed since and records deleted.
+    ids = make_books(5)
+    job = publish(ids, editor, status="published", genres={"add": [Genre.objects.get(name="Poetry").pk]})
+    Book.objects.filter(pk=ids[0]).update(status="archived")  # changed since
+    Book.objects.get(pk=ids[1]).genres.clear()  # changed since (a many-to-many field)
+    Book.objects.filter(pk=ids[2]).delete()
+    response = client.get(f"/pgbulk/jobs/{job.id}/undo/")
+    text = text_of(response)
+    assert "Put back the values of 2 records changed by this job." in text
+    assert "2 records changed since and would be skipped (left as they are)." in text
+    assert "1 record it changed no longer exists." in text
+    assert "pgbulk-undo-confirm" in response.content.decode()
+    undo = pgbulk.undo(job, user=editor)  # what it said is what the undo does
+    assert (undo.done, undo.skipped_count) == (2, 2)
+
+
+def test_undo_that_would_skip_every_record_offers_no_confirm_button(client, editor):
+    ids = make_books(2)
+    job = publish(ids, editor)
+    Book.objects.filter(pk__in=ids).update(status="archived")
+    response = client.get(f"/pgbulk/jobs/{job.id}/undo/")
+    assert response.status_code == 200
+    text = text_of(response)
+    assert ("Nothing to put back: all 2 records this job changed have changed since, and an "
+            "undo leaves such records as they are.") in text
+    assert "pgbulk-undo-confirm" not in response.content.decode()
+    assert "Put back the values" not in text
 
 
 def test_links_name_but_do_not_link_jobs_the_viewer_may_not_see(client, editor):
@@ -303,6 +369,46 @@ def test_the_dashboard_offers_undo_on_finished_logged_updates(client, editor):
     assert "/undo/" not in client.get("/pgbulk/jobs/").content.decode()
 
 
+def test_undo_is_not_offered_when_it_would_put_nothing_back(client, editor, admin_client):
+    # Before: the page, the dashboard and the admin offered Undo on a job that changed no
+    # value (its records already held them) or whose records were all deleted since.
+    ids = make_books(4, status="published")
+    same = publish(ids[:2], editor)  # logged, but before = after
+    assert Change.objects.filter(job=same).count() == 2
+    gone = publish(ids[2:], editor, price="12.00")
+    Book.objects.filter(pk__in=ids[2:]).delete()
+    nothing = "Nothing to undo: the job changed no record."
+    for job, reason in ((same, nothing), (gone, "None of the records it changed exist any more.")):
+        response = page_of(client, job)
+        assert reason in text_of(response)  # the disabled button says why
+        assert f'href="/pgbulk/jobs/{job.id}/undo/"' not in response.content.decode()
+        assert client.post(f"/pgbulk/jobs/{job.id}/undo/").status_code == 400
+        admin = admin_client.get(f"/admin/pgbulk/job/{job.id}/change/")
+        assert reason in text_of(admin) and f"/pgbulk/jobs/{job.id}/undo/" not in admin.content.decode()
+    dashboard = client.get("/pgbulk/jobs/")
+    assert "/undo/" not in dashboard.content.decode()
+    assert nothing in text_of(dashboard) and "exist any more" in text_of(dashboard)
+    assert not Job.objects.filter(undo_of__isnull=False).exists()
+    changed = publish(make_books(1), editor)  # one that did change a record: offered
+    assert f'href="/pgbulk/jobs/{changed.id}/undo/"' in client.get("/pgbulk/jobs/").content.decode()
+
+
+def test_the_dashboard_says_what_an_undo_undoes(client, editor):
+    # Before: every undo's row read "Undo: put back status on N Books", alike.
+    first = publish(make_books(2), editor)
+    second = publish(make_books(3), editor, price="7.00")
+    undos = [pgbulk.undo(job, user=editor) for job in (first, second)]
+    text = text_of(client.get("/pgbulk/jobs/"))
+    assert "Undo of: status → Published on 2 Books" in text
+    assert "Undo of: price → 7.00 on 3 Books" in text
+    assert text.count("Undo of:") == 2  # only the undos' rows
+    Job.objects.filter(pk=first.pk).delete()
+    text = text_of(client.get("/pgbulk/jobs/"))
+    assert "Undo of a job since deleted from the history" in text
+    assert text.count("Undo of:") == 1
+    assert Job.objects.get(pk=undos[0].pk).undo_of is None
+
+
 # --- skipped records ---------------------------------------------------------------------------
 
 
@@ -326,6 +432,28 @@ def test_skipped_records_are_shown_apart_from_failures(client, editor):
     html = page_of(client, undo).content.decode()
     assert 'class="pgbulk-bar-skipped" style="width: 33.3%"' in html
     assert Book.objects.get(pk=ids[1]).status == "archived"
+
+
+def test_skip_messages_use_verbose_names_and_related_records_by_name(client, editor):
+    # Before: 'in_print is false, the job left true; author_id is 7 ...; genres is [1, 5]'.
+    ids = make_books(1)
+    other, third = (Author.objects.create(name=name) for name in ("Other author", "Third author"))
+    fantasy = Genre.objects.create(name="Fantasy")
+    crime = Genre.objects.get(name="Crime")
+    job = publish(ids, editor, status="published", in_print=False, author=other.pk,
+                  genres={"add": [fantasy.pk]})
+    Book.objects.filter(pk=ids[0]).update(in_print=True, author=third)
+    Book.objects.get(pk=ids[0]).genres.clear()
+    gone = fantasy.pk
+    fantasy.delete()
+    undo = pgbulk.undo(job, user=editor)
+    assert undo.skipped_count == 1
+    message = JobError.objects.get(job=undo, skipped=True).message
+    assert f'author is "Third author (#{third.pk})", the job left "Other author (#{other.pk})"' in message
+    assert f'genres is "empty", the job left "{crime}, #{gone} (deleted)"' in message
+    assert 'in print is "yes", the job left "no"' in message
+    assert "in_print" not in message and "author_id" not in message
+    assert 'in print is "yes", the job left "no"' in text_of(page_of(client, undo))
 
 
 # --- the admin ---------------------------------------------------------------------------------

@@ -158,14 +158,15 @@ def test_other_keys_and_multi_table_children_are_logged():
     assert logged(job) == {str(label.pk): ({"rank": 1}, {"rank": 5})}
     ebook = EBook.objects.create(title="E", isbn="E-1", price=3, author_id=make_author(),
                                  file_size=7)
-    for size, strategy in enumerate(STRATEGIES, start=8):
-        job = pgbulk.bulk_update(EBook.objects.all(), {"price": "4.00", "file_size": size},
+    for step, strategy in enumerate(STRATEGIES):  # each job changes the values (else: no undo)
+        job = pgbulk.bulk_update(EBook.objects.all(), {"price": f"{4 + step}.00",
+                                                       "file_size": 8 + step},
                                  run="sync", strategy=strategy)
         _before, after = logged(job)[str(ebook.pk)]
-        assert after == {"price": 4, "file_size": size}
+        assert after == {"price": 4 + step, "file_size": 8 + step}
     assert pgbulk.undo(job, run="sync").status == "succeeded"
     ebook.refresh_from_db()
-    assert (ebook.price, ebook.file_size) == (Decimal("4.00"), 8)  # the save job's values
+    assert (ebook.price, ebook.file_size) == (Decimal("4.00"), 8)  # the first job's values
 
 
 def make_author() -> int:
