@@ -108,14 +108,14 @@ class ChangeLog:
         """Complete the log rows of ``records`` with their values now; a record whose
         logged values did not change (it already held them) is not logged."""
         sql, params = self.sql(records)
-        self.execute(query("change_log_after").replace("{snapshot}", sql), (*params, self.job_id))
-        keys = records.order_by().annotate(**{KEY: Cast("pk", TextField())}).values(KEY)
-        keys_sql, keys_params = keys.query.get_compiler(self.using).as_sql()
-        self.execute(query("change_log_drop_unchanged").replace("{keys}", keys_sql),
-                     (self.job_id, *keys_params))
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(query("change_log_after").replace("{snapshot}", sql),
+                           (self.job_id, *params))
+            self.drop([key for key, in cursor.fetchall()])
 
     def drop(self, keys: list[str]) -> None:
-        """Forget logged records that were not changed after all (their change failed)."""
+        """Forget logged records that were not changed after all (their change failed or
+        they already held the values)."""
         if keys:
             self.execute(query("change_log_drop"), (self.job_id, keys))
 

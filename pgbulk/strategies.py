@@ -174,8 +174,8 @@ class UpdateOperation(Operation):
             self.log.record_before(chunk)
         done, errs = self.each(records, self.save_one, per_record)
         if self.log:
-            self.log.drop([entry["pk"] for entry in errs])
             self.log.record_after(chunk)
+            self.log.drop([entry["pk"] for entry in errs])
         return done, errors + errs
 
     def logged(self, pks: list[Any], change: Callable[[], None]) -> None:

@@ -186,8 +186,8 @@ class UndoOperation(UpdateOperation):
             done, errs = self.each([records[pk] for pk in pks],
                                    lambda r: self.restore_one(r, before[r.pk]), per_record)
         if self.log:
-            self.log.drop([entry["pk"] for entry in errs])
             self.log.record_after(self.queryset(pks))
+            self.log.drop([entry["pk"] for entry in errs])
         return done, errors + errs
 
     def value(self, attname: str, raw: Any) -> Any:

@@ -349,18 +349,20 @@ INSERT INTO pgbulk_change (job_id, object_pk, before)
 SELECT %s::uuid, s."_pgbulk_key", s."_pgbulk_values" FROM ({snapshot}) s
 
 -- name: change_log_after
--- Complete the log rows of changed records with their values now. params: the
--- snapshot's, then job_id.
-UPDATE pgbulk_change c SET after = s."_pgbulk_values"
-FROM ({snapshot}) s
-WHERE c.job_id = %s::uuid AND c.object_pk = s."_pgbulk_key"
-
--- name: change_log_drop_unchanged
--- Forget the log rows of records whose logged values did not change (they already
--- held the new values), among the given keys (a subquery of keys as text). params:
--- job_id, the subquery's.
-DELETE FROM pgbulk_change
-WHERE job_id = %s::uuid AND before = after AND object_pk IN ({keys})
+-- Complete the log rows of changed records with their values now, each found by the
+-- log's primary key (an upsert, so the plan cannot degrade into comparing every
+-- record with every log row, whatever the statistics say of a fresh job); returns
+-- the keys of records whose logged values did not change (they already held the new
+-- values), for change_log_drop. A record not logged before (none should be) comes
+-- back unchanged too. params: job_id, then the snapshot's.
+WITH completed AS (
+    INSERT INTO pgbulk_change AS c (job_id, object_pk, before, after)
+    SELECT %s::uuid, s."_pgbulk_key", s."_pgbulk_values", s."_pgbulk_values"
+    FROM ({snapshot}) s
+    ON CONFLICT (job_id, object_pk) DO UPDATE SET after = EXCLUDED.after
+    RETURNING c.object_pk, c.before IS NOT DISTINCT FROM c.after AS unchanged
+)
+SELECT object_pk FROM completed WHERE unchanged
 
 -- name: change_log_drop
 -- Forget logged records whose change failed (rolled back). params: job_id, keys.
@@ -391,11 +393,17 @@ SELECT count(*) FROM pgbulk_new
 
 -- name: change_log_plan
 -- Undo: each record's logged values and whether it still holds what the job left.
--- params: the snapshot's, then the undone job's id.
+-- Each record's log row is looked up by the log's primary key (a LATERAL with LIMIT
+-- is not flattened into a join, so a poor row estimate cannot make the planner
+-- compare every record with every log row). params: the snapshot's, then the undone
+-- job's id.
 SELECT s."_pgbulk_pk", s."_pgbulk_key", c.before, c.after,
        c.after IS NOT DISTINCT FROM s."_pgbulk_values", s."_pgbulk_values"
 FROM ({snapshot}) s
-JOIN pgbulk_change c ON c.job_id = %s::uuid AND c.object_pk = s."_pgbulk_key"
+CROSS JOIN LATERAL (
+    SELECT before, after FROM pgbulk_change
+    WHERE job_id = %s::uuid AND object_pk = s."_pgbulk_key" LIMIT 1
+) c
 
 -- name: change_log_purge
 -- Delete the change logs of (at most "batch") jobs finished more than "retention"
@@ -434,8 +442,12 @@ SELECT EXISTS (
 -- Undo's confirmation: of the records a job's log names that still exist (the
 -- snapshot of their values now, see pgbulk.changelog), how many an undo would put
 -- back (they hold what the job left) and how many it would skip (changed since),
--- decided as change_log_plan does. params: the snapshot's, then job_id.
+-- decided (and looked up) as change_log_plan does. params: the snapshot's, then
+-- job_id.
 SELECT count(*) FILTER (WHERE c.after IS NOT DISTINCT FROM s."_pgbulk_values"),
        count(*) FILTER (WHERE c.after IS DISTINCT FROM s."_pgbulk_values")
 FROM ({snapshot}) s
-JOIN pgbulk_change c ON c.job_id = %s::uuid AND c.object_pk = s."_pgbulk_key"
+CROSS JOIN LATERAL (
+    SELECT after FROM pgbulk_change
+    WHERE job_id = %s::uuid AND object_pk = s."_pgbulk_key" LIMIT 1
+) c

@@ -5,6 +5,7 @@ launch on conflict. An audit trigger (the ``writes`` fixture) counts committed w
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import threading
 import uuid
@@ -18,6 +19,7 @@ from django.db import connection
 from django.utils import timezone
 
 import pgbulk
+from pgbulk import undoing
 from pgbulk.models import Change, Job, JobError
 from pgbulk.sweep import sweep
 from testproject.library.models import Book, EBook, Genre, Label
@@ -396,3 +398,52 @@ def test_a_proxy_models_set_based_job_logs_in_one_statement():
                                  run="sync", strategy="queryset")
     assert sum("logged UPDATE" in q["sql"] for q in captured.captured_queries) == 1
     assert [after for _, after in logged(job).values()] == [{"title": "P"}] * 3
+
+
+# --- Scale -------------------------------------------------------------------------------
+
+
+def most_rows(node: dict) -> int:
+    """The most rows any node of an EXPLAIN (ANALYZE, FORMAT JSON) plan produced in all."""
+    own = node.get("Actual Rows", 0) * node.get("Actual Loops", 1)
+    return max([own, *(most_rows(child) for child in node.get("Plans", []))])
+
+
+@contextlib.contextmanager
+def plans_of_log_statements():
+    """Collect ``(statement, most rows of a node)`` of every statement that reads or
+    writes the change log, each explained with ANALYZE first (then rolled back)."""
+    seen: list[tuple[str, int]] = []
+
+    def explain(execute, sql, params, many, context):
+        if "pgbulk_change" in sql and not many and "INSERT INTO pgbulk_job" not in sql:
+            raw, inside = context["cursor"].cursor, context["connection"].in_atomic_block
+            raw.execute("SAVEPOINT pgbulk_explain" if inside else "BEGIN")
+            raw.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+            seen.append((sql, most_rows(raw.fetchone()[0][0]["Plan"])))
+            raw.execute("ROLLBACK TO SAVEPOINT pgbulk_explain" if inside else "ROLLBACK")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(explain):
+        yield seen
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_logging_and_undoing_a_many_to_many_change_reads_each_record_a_few_times(strategy):
+    # Before: once the log's statistics knew only an earlier job (the usual case), the
+    # planner joined each record of a chunk with each log row of the new job, reading
+    # every record's many-to-many keys once per pair: 20,000 books gaining a genre did
+    # not finish in 5 minutes. Now each statement's work grows with the chunk, not its
+    # square.
+    ids = make_books(300)
+    pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": "11"}, run="sync")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE pgbulk_change")
+    poetry = Genre.objects.get(name="Poetry").pk
+    with plans_of_log_statements() as seen:
+        job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"genres": {"add": [poetry]}},
+                                 run="sync", strategy=strategy)
+        assert undoing.forecast(job).put_back == 300
+        assert pgbulk.undo(job, run="sync").done == 300
+    assert len(seen) >= 4
+    assert [(sql, rows) for sql, rows in seen if rows > 3 * 300] == []
