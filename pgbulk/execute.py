@@ -162,7 +162,7 @@ def conclude(handle: JobHandle, result: Any) -> None:
     read_committed(handle)
     processed = job.done + job.failed_count + job.skipped_count
     skipped = (f" {job.skipped_count:,} skipped: they changed since the undone job."
-               if job.skipped_count else "")
+               if job.skipped_count else "") + gone(handle)
     if job.kind in ("update", "delete") and not handle.atomic and processed != job.total:
         finish(handle, Status.FAILED,
                f"Only {processed:,} of the {job.total:,} reserved records were processed "
@@ -195,6 +195,19 @@ def unchanged(handle: JobHandle) -> str:
     logged = Change.objects.using(handle.using).filter(job_id=job.id).count()
     count = job.done - logged
     return f" {count:,} already had these values." if count > 0 else ""
+
+
+def gone(handle: JobHandle) -> str:
+    """" 2 records the undone job changed no longer exist." for an undo: the records the undone job
+    logged that were deleted before the undo was launched (they are not in its total)."""
+    job = handle.job
+    if not job.undo_of_id:
+        return ""
+    count = Change.objects.using(handle.using).filter(job_id=job.undo_of_id).count() - job.total
+    if count <= 0:
+        return ""
+    return (" 1 record the undone job changed no longer exists." if count == 1
+            else f" {count:,} records the undone job changed no longer exist.")
 
 
 def finish(handle: JobHandle, status: str, message: str) -> None:

@@ -341,6 +341,21 @@ def test_a_job_whose_records_are_all_gone_cannot_be_undone_and_says_why():
         pgbulk.undo(job)
 
 
+def test_an_undo_says_how_many_records_of_the_undone_job_are_gone():
+    # Before: "Restored 2 of 2 records." and not a word of the third, deleted meanwhile.
+    ids = make_books(4)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"title": "x"}, run="sync")
+    Book.objects.filter(pk=ids[0]).delete()
+    Book.objects.filter(pk=ids[1]).update(title="y")
+    assert undoing.forecast(job) == undoing.Forecast(put_back=2, skipped=1, gone=1)
+    undo = pgbulk.undo(job, run="sync")
+    assert undo.message == ("Restored 2 of 3 records. 1 skipped: they changed since the "
+                            "undone job. 1 record the undone job changed no longer exists.")
+    Book.objects.filter(pk=ids[2]).delete()
+    assert pgbulk.undo(undo, run="sync").message == (
+        "Restored 1 of 1 records. 1 record the undone job changed no longer exists.")
+
+
 def test_deletes_and_unfinished_jobs_cannot_be_undone():
     ids = make_books(3)
     delete = pgbulk.bulk_delete(Book.objects.filter(pk__in=ids[:1]), run="sync")
