@@ -70,7 +70,8 @@ def operation(job: Job) -> str:
 
 
 def undo_operation(job: Job) -> str:
-    """ "Undo: put back status, genres" (the fields an undo restores)."""
+    """ "Undo: put back status, genres" (the fields an undo restores), or "Redo: set
+    status, genres again" for an undo of an undo."""
     spec = job.params.get("undo_spec") or {}
     names = [*spec.get("fields", []), *spec.get("m2m", [])]
     model = job_model(job)
@@ -81,6 +82,8 @@ def undo_operation(job: Job) -> str:
         except FieldDoesNotExist:
             field = None
         labels.append(str(field.verbose_name) if field is not None else name)
+    if job.params.get("redo"):
+        return _("Redo: set %(fields)s again") % {"fields": ", ".join(labels)}
     return _("Undo: put back %(fields)s") % {"fields": ", ".join(labels)}
 
 

@@ -48,6 +48,7 @@ def undo(job: Job, *, user: Any = None, run: str = "auto", parallel: int | None 
     spec = job.params.get("undo_spec") or job.params["change_log"]
     params = {
         "values": {}, "undo_of": str(job.id), "undo_spec": spec,
+        "redo": bool(job.params.get("undo_of")) and not job.params.get("redo"),
         "change_log": spec if pgbulk_settings.RECORD_CHANGES else None,
         "strategy": job.params.get("strategy", "save"),
         "validation": job.params.get("validation", "full"),

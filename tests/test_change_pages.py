@@ -409,6 +409,23 @@ def test_the_dashboard_says_what_an_undo_undoes(client, editor):
     assert Job.objects.get(pk=undos[0].pk).undo_of is None
 
 
+def test_a_redo_is_named_a_redo_and_undos_are_listed_cleanly(client, editor):
+    # Before: an undo of an undo was also "Undo: put back status", and the "Undone by"
+    # list read "... 10:02) ; Undo ..." (a space before each semicolon).
+    ids = make_books(2)
+    job = publish(ids, editor)
+    undo = pgbulk.undo(job, user=editor, run="sync")
+    redo = pgbulk.undo(undo, user=editor, run="sync")
+    again = pgbulk.undo(redo, user=editor, run="sync")
+    assert "Redo: set status again on 2 Books" in text_of(page_of(client, redo))
+    assert "Undo: put back status on 2 Books" in text_of(page_of(client, again))
+    Book.objects.filter(pk__in=ids).update(status="published")  # as the job left them
+    pgbulk.undo(job, user=editor, run="sync")
+    html = page_of(client, job).content.decode()
+    undone_by = html.split('class="pgbulk-undone-by">', 1)[1].split("</dd>", 1)[0]
+    assert undone_by.count("; ") == 1 and " ;" not in undone_by
+
+
 # --- skipped records ---------------------------------------------------------------------------
 
 
