@@ -443,6 +443,8 @@ def test_skipped_records_are_shown_apart_from_failures(client, editor):
     skipped = text.split("Skipped (changed since the undone job)", 1)[1]
     assert "1 record was left as it is" in skipped and "Book " in skipped
     assert str(ids[1]) in skipped and "status is" in skipped
+    # Before: headed "Field" (always empty) and "Error".
+    assert "Record Key Reason" in skipped and "Field" not in skipped and "Error" not in skipped
     progress = client.get(f"/pgbulk/jobs/{undo.id}/progress/",
                           headers={"Accept": "application/json"}).json()
     assert (progress["done"], progress["skipped_count"], progress["percent"]) == (2, 1, 100.0)
