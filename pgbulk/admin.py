@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy
 import pgbulk
 from pgbulk import changes, describe, record_errors
 from pgbulk.change_views import job_links, undo_offer
+from pgbulk.conf import pgbulk_settings
 from pgbulk.forms import BulkEditForm
 from pgbulk.job_views import progress_context
 from pgbulk.models import Job
@@ -117,6 +118,7 @@ class BulkHistoryAdminMixin(_AdminBase):
                 {"row": row, "visible": can_see(request.user, row.job),
                  "kind": describe.kind_phrase(row.job)} for row in rows]
             extra["pgbulk_history_limit"] = changes.HISTORY_LIMIT
+            extra["pgbulk_retention_days"] = f"{pgbulk_settings.CHANGE_RETENTION:g}"
         return super().history_view(request, object_id, extra)
 
 

@@ -512,7 +512,8 @@ def test_a_records_admin_history_lists_the_bulk_jobs_that_changed_it(admin_clien
     assert "editor" in text
     untouched = admin_client.get(f"/admin/library/book/{ids[2]}/history/")
     assert "pgbulk/jobs/" not in untouched.content.decode()
-    assert "No bulk job changed this record" in text_of(untouched)
+    # Before: "... kept CHANGE_RETENTION days", the setting's name in place of its value.
+    assert "No bulk job changed this record in the last 30 days" in text_of(untouched)
 
 
 def test_the_admin_history_names_jobs_the_viewer_may_not_see_by_their_kind_only(editor):
