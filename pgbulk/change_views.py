@@ -92,7 +92,8 @@ def job_changes_csv(request: HttpRequest, job_id: uuid.UUID) -> StreamingHttpRes
         raise PermissionDenied(_("You may not view the records of this job."))
     if changes.state(job) != "kept":
         raise Http404(_("This job has no change log."))
-    response = StreamingHttpResponse(changes.csv_lines(job),
+    key = request.GET.get("key", "").strip()
+    response = StreamingHttpResponse(changes.csv_lines(job, key),
                                      content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="job-{job.id}-changes.csv"'
     return response

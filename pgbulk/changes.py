@@ -258,13 +258,15 @@ def raw_text(value: Any) -> str:
 # --- CSV ------------------------------------------------------------------------------------
 
 
-def csv_lines(job: Job) -> Iterator[str]:
-    """The whole log as CSV (values as stored: keys, not names), streamed in key order."""
+def csv_lines(job: Job, key: str = "") -> Iterator[str]:
+    """The log as CSV (values as stored: keys, not names), streamed in key order; ``key``
+    keeps the one record with that key, as the page's filter does."""
     writer = csv.writer(record_errors.Echo())
     logged = spec(job)
     names = [*logged["fields"], *logged["m2m"]]
     yield writer.writerow(["key", *[f"{n} {side}" for n in names for side in ("before", "after")]])
-    items = (in_key_order(job, log_of(job)).order_by("sort_key")
+    log = log_of(job).filter(object_pk=key) if key else log_of(job)
+    items = (in_key_order(job, log).order_by("sort_key")
              .values_list("object_pk", "before", "after"))
     for key, before, after in items.iterator(chunk_size=2000):
         after = after or {}

@@ -162,7 +162,7 @@ def test_the_key_filter_finds_one_record(client, editor):
     assert f"This job changed no record with the key {ids[40]}." in missing
 
 
-def test_csv_holds_the_whole_log_as_stored(client, editor):
+def test_csv_holds_the_log_as_stored_whole_or_filtered_by_key(client, editor):
     ids = make_books(130)
     job = publish(ids, editor, status="published", price="12.50")
     response = client.get(f"/pgbulk/jobs/{job.id}/changes.csv")
@@ -176,6 +176,12 @@ def test_csv_holds_the_whole_log_as_stored(client, editor):
     assert first["key"] == str(min(ids))  # in numeric order
     assert (first["status before"], first["status after"]) == ("draft", "published")
     assert float(first["price before"]) == 10 and float(first["price after"]) == 12.5
+    # Before: the CSV link of a page filtered by key still downloaded the whole log.
+    filtered = page_of(client, job, f"?changes_key={ids[7]}").content.decode()
+    assert f'href="/pgbulk/jobs/{job.id}/changes.csv?key={ids[7]}"' in filtered
+    one = client.get(f"/pgbulk/jobs/{job.id}/changes.csv?key={ids[7]}")
+    rows = list(csv.reader(io.StringIO(b"".join(one.streaming_content).decode())))
+    assert [row[0] for row in rows] == ["key", str(ids[7])]
 
 
 def test_the_log_is_only_for_who_may_view_the_records(client, editor):
