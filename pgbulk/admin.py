@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -177,12 +178,14 @@ class BulkEditAdminMixin(BulkHistoryAdminMixin):
             except pgbulk.BulkValidationError as invalid:
                 form.add_validation_errors(invalid.errors)
             else:
+                opts = self.model._meta
+                job_url = reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}"
+                                  f"_pgbulk_job", kwargs={"job_id": job.id})
                 if not job.is_terminal:
-                    opts = self.model._meta
-                    return redirect(f"{self.admin_site.name}:{opts.app_label}_"
-                                    f"{opts.model_name}_pgbulk_job", job_id=job.id)
+                    return redirect(job_url)
                 level = messages.SUCCESS if job.status == "succeeded" else messages.ERROR
-                self.message_user(request, job.message, level)
+                self.message_user(request, format_html('{} <a href="{}">{}</a>', job.message,
+                                                       job_url, _("See the job")), level)
                 return None
         context = {
             **self.admin_site.each_context(request),

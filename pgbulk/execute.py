@@ -16,8 +16,9 @@ from typing import Any
 
 from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
+from django.utils.text import capfirst
 
-from pgbulk import locks, progress
+from pgbulk import describe, locks, progress
 from pgbulk.cancel import cancel  # noqa: F401  (moved to pgbulk.cancel; the old name stays)
 from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import JobCancelled, JobFenced, JobShutdown, RecordFailed
@@ -231,6 +232,18 @@ def finish(handle: JobHandle, status: str, message: str) -> None:
         emit(job, EVENT_OF[status], using=using)
 
 
+def record_failure(job: Job, error: RecordFailed) -> str:
+    """ "Book 3 (key 3) could not be changed: in_print: Archived books cannot be in print." """
+    first = error.entries[0]
+    model = describe.job_model(job)
+    name = first.get("record") or (capfirst(str(model._meta.verbose_name)) if model else job.model)
+    verb = {"update": "changed", "delete": "deleted"}.get(job.kind, "processed")
+    where = f"{first['field']}: " if first.get("field") else ""
+    text = str(first["message"]).strip()
+    end = "" if text.endswith((".", "!", "?")) else "."
+    return f"{name} (key {first['pk']}) could not be {verb}: {where}{text}{end}"
+
+
 def connection_lost(error: BaseException, using: str) -> bool:
     """Was ``error`` the loss of the database connection (not a timeout, deadlock...)?"""
     if isinstance(error, InterfaceError):
@@ -247,7 +260,7 @@ def failure_message(handle: JobHandle, error: BaseException) -> str:
     read_committed(handle)
     if isinstance(error, RecordFailed):
         suffix = " Nothing was changed." if handle.atomic else ""
-        return f"{job.model} {error}.{suffix}"
+        return f"{record_failure(job, error)}{suffix}"
     suffix = " Nothing was changed." if handle.atomic else (
         f" {job.done:,} of {job.total:,} records were changed before it stopped.")
     return f"{type(error).__name__}: {error}{suffix}"

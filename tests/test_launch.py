@@ -187,9 +187,9 @@ def test_a_sync_job_whose_records_need_records_another_job_holds_fails_saying_wh
     job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 5}, run="sync")
     assert job.status == "failed" and job.done == 0
     first = Book.objects.get(pk=ids[0])
-    assert job.message == (f"library.Book record {first.pk} ({first}): Conflict: genres this "
-                           f"job's records need are held by other jobs: 1 record(s) held by "
-                           f"job {holder.id}. Nothing was changed.")
+    assert job.message == (f"{first} (key {first.pk}) could not be changed: Conflict: genres "
+                           f"this job's records need are held by other jobs: 1 record(s) held "
+                           f"by job {holder.id}. Nothing was changed.")
     assert set(Book.objects.filter(pk__in=ids).values_list("price", flat=True)) == {10}
 
 
@@ -198,7 +198,10 @@ def test_sync_atomic_failure_changes_nothing_and_names_the_record():
     Book.objects.filter(pk=ids[3]).update(in_print=False)
     job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"status": "archived"}, run="sync")
     assert job.status == "failed"
-    assert f"record {ids[0]}" in job.message and "in_print" in job.message
+    first = Book.objects.get(pk=ids[0])
+    # Before: "library.Book record 1 (Book 1): in_print: ... in print.. Nothing was changed."
+    assert job.message == (f"{first} (key {first.pk}) could not be changed: in_print: An "
+                           "archived book cannot be in print. Nothing was changed.")
     assert not Book.objects.filter(status="archived").exists()
     assert reservation_count() == 0
 
@@ -225,7 +228,7 @@ def test_queryset_strategy_database_error_names_the_record(monkeypatch):
     job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": "-1"}, run="sync",
                              strategy="queryset")
     assert job.status == "failed"
-    assert f"record {ids[0]}" in job.message and "book_price_not_negative" in job.message
+    assert f"(key {ids[0]})" in job.message and "book_price_not_negative" in job.message
     assert Book.objects.filter(price__lt=0).count() == 0
 
 

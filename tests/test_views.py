@@ -254,6 +254,11 @@ def test_admin_bulk_edit_action(client):
                              "price": "7"})
     assert done.status_code == 302
     assert Book.objects.filter(price=7).count() == 3
+    # Before: the message said what was done, with no way to the job and its change log.
+    finished = Job.objects.get(status="succeeded")
+    message = client.get(done["Location"]).content.decode()
+    assert ('Updated 3 of 3 records. <a href="/admin/library/book/pgbulk-job/'
+            f'{finished.id}/">See the job</a>') in message
     queued = client.post(url, {"action": "pgbulk_bulk_edit", "_selected_action": ids[3:],
                                "index": 0, "pgbulk_apply": "Apply", "change_status": "on",
                                "status": "published"})

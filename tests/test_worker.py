@@ -103,7 +103,7 @@ def test_a_failing_job_is_failed_not_succeeded(worker):
     job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"status": "archived"})
     job.wait(30)
     assert job.status == "failed"
-    assert f"record {ids[120]}" in job.message and "in_print" in job.message
+    assert f"(key {ids[120]})" in job.message and "in_print" in job.message
     assert not Book.objects.filter(pk__in=ids, status="archived").exists()
     assert reservation_count() == 0
     assert wait_for(lambda: procrastinate_status(job) == "failed")
