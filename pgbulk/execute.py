@@ -195,7 +195,12 @@ def unchanged(handle: JobHandle) -> str:
         return ""
     logged = Change.objects.using(handle.using).filter(job_id=job.id).count()
     count = job.done - logged
-    return f" {count:,} already had these values." if count > 0 else ""
+    if count <= 0:
+        return ""
+    if count == job.done:
+        who = "It" if count == 1 else f"All {count:,}"
+        return f" {who} already had these values: no record changed."
+    return f" {count:,} already had these values."
 
 
 def gone(handle: JobHandle) -> str:

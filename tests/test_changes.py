@@ -87,6 +87,17 @@ def test_records_that_already_hold_the_values_are_written_but_neither_logged_nor
     assert logged(linked) == {str(ids[1]): ({"genres": [crime.pk]},
                                             {"genres": sorted([crime.pk, poetry.pk])})}
     assert linked.message == "Updated 2 of 2 records. 1 already had these values."
+    # Before: "3 of 4 records failed; 1 updated. 1 already had these values." beside a
+    # change log of 0 records: now it says no record changed.
+    same = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:4]), {"status": "published"},
+                              run="sync", strategy=strategy)
+    assert same.message == ("Updated 4 of 4 records. All 4 already had these values: no "
+                            "record changed.")
+    Book.objects.filter(pk=ids[4]).update(isbn="ONE")
+    failed = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[4:8]), {"isbn": "ONE"},
+                                run="sync", strategy=strategy, atomic=False)
+    assert failed.message == ("3 of 4 records failed; 1 updated. It already had these "
+                              "values: no record changed.")
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
