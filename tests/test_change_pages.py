@@ -9,6 +9,7 @@ import io
 import re
 from html import unescape
 
+import psycopg
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
@@ -17,6 +18,7 @@ import pgbulk
 from pgbulk import changes
 from pgbulk.models import Change, Job, JobError
 from testproject.library.models import Author, Book, Genre
+from tests import conftest
 from tests.factories import make_books
 
 pytestmark = pytest.mark.django_db
@@ -160,6 +162,21 @@ def test_the_key_filter_finds_one_record(client, editor):
     assert f"Record with key {ids[7]}" in text_of(one)
     missing = text_of(page_of(client, job, f"?changes_key={ids[40]}"))
     assert f"This job changed no record with the key {ids[40]}." in missing
+
+
+def test_a_running_jobs_changes_say_so_far(client, editor):
+    # Before: "2 records changed" while the job ran on, as if that were all.
+    job = Job.objects.create(user=editor, kind="update", model="library.Book",
+                             change_log="kept", params={"values": {"status": "published"},
+                                                        "change_log": {"fields": ["status"]}})
+    Job.objects.filter(pk=job.pk).update(status="running")
+    for key in ("1", "2"):
+        Change.objects.create(job=job, object_pk=key, before={"status": "draft"},
+                              after={"status": "published"})
+    with psycopg.connect(conftest.test_database_url(), autocommit=True) as runner:  # alive
+        runner.execute("SELECT pg_advisory_lock(pgbulk_job_lock_key(%s))", [job.id])
+        text = text_of(page_of(client, job))
+    assert "2 records changed so far (this list is brought up to date when the job ends)" in text
 
 
 def test_csv_holds_the_log_as_stored_whole_or_filtered_by_key(client, editor):
