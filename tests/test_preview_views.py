@@ -63,6 +63,11 @@ def test_preview_returns_the_partial_with_counts_sample_and_failures(client):
     assert "Apply would change the other records; the failing ones are left" in page
     assert "“An archived book cannot be in print.”" in page and "Book 0 (" in page
     assert page.count("<tr data-pk=") == 5 and "Draft → Archived</td>" in page
+    # Before: a record that already held the value read "Archived → Archived".
+    Book.objects.filter(pk=ids[0]).update(status="archived", in_print=False)
+    page = preview(client, ids, status="archived").content.decode()
+    assert "Archived → Archived" not in page
+    assert 'Archived <span class="pgbulk-unchanged">(unchanged)</span></td>' in page
     assert "<form" not in page  # a fragment for #pgbulk-preview, not the form again
     assert nothing_written(ids[2:])
 
