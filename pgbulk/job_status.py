@@ -135,7 +135,9 @@ def running_text(job: Job, progress: dict[str, Any], parts: list[str]) -> tuple[
         return job.get_status_display(), "running"
     if progress.get("rate"):
         parts.append(_("%(rate)s records/s") % {"rate": number(round(progress["rate"]))})
-    if progress.get("eta_seconds") is not None:
+    if progress.get("eta_seconds") is not None and round(progress["eta_seconds"]) < 1:
+        parts.append(_("almost done"))
+    elif progress.get("eta_seconds") is not None:
         parts.append(_("about %(time)s left") % {"time": duration_text(progress["eta_seconds"])})
     return job.get_status_display(), "running"
 

@@ -183,6 +183,16 @@ def test_a_job_whose_worker_died_says_so(atomic, says):
     assert job_status(job, snapshot).headline.endswith("; the job will end cancelled")
 
 
+def test_a_job_about_to_end_says_almost_done_not_0_s_left():
+    job = Job(kind="update", model="library.Book", status="running", total=100)
+    snapshot = {"status": "running", "done": 99, "failed_count": 0, "total": 100,
+                "rate": 250.0, "eta_seconds": 0.3, "progress_known": True,
+                "worker_lost": False, "queue_position": None}
+    figures = job_status(job, snapshot).figures
+    assert "almost done" in figures and "left" not in figures  # before: "about 0 s left"
+    assert "about 2 s left" in job_status(job, {**snapshot, "eta_seconds": 2.2}).figures
+
+
 @pytest.mark.parametrize(("atomic", "status", "says"), [
     (False, "queued", "Worker lost after 10 of 25 records; resuming where it stopped"),
     (True, "failed", "The worker running this job was lost; its changes were rolled back: "
