@@ -158,8 +158,9 @@ def related_names(model: type[Model], keys: list[Any]) -> str:
 def selection(job: Job) -> dict[str, Any]:
     """Where the job's records came from, for the detail page.
 
-    ``{"text", "filters": [(name, value)], "list_url"}`` from the launch context the
-    views store (``select_all``, ``selected``, ``excluded``, ``filters``, ``list_url``).
+    ``{"text", "filters": [(name, value)], "list_url", "list_label", "records"}`` from
+    the launch context the views store (``select_all``, ``selected``, ``excluded``,
+    ``filters``, ``list_url``).
     """
     context = job.params.get("context") or {}
     filters = [(key, value) for key, values in QueryDict(context.get("filters", "")).lists()
@@ -181,5 +182,7 @@ def selection(job: Job) -> dict[str, Any]:
         list_url = ""  # only links within the site
     if list_url and context.get("filters"):
         list_url += "?" + str(context["filters"])
+    ticked = "selected" in context and not context.get("select_all")
     return {"text": text, "filters": filters, "list_url": list_url,
+            "list_label": _("open the list they were ticked in") if ticked else _("open that list"),
             "records": records_phrase(job, job.total) if job.model else ""}

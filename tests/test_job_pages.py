@@ -67,7 +67,14 @@ def test_detail_says_who_what_which_records_and_when(client, editor):
     for label in ("Created", "Started", "Finished", "Duration", "Rate", "records/s"):
         assert label in page
     assert "Updated 4 of 4 records." in page
-    assert 'href="/?status=draft"' in client.get(f"/pgbulk/jobs/{job.id}/").content.decode()
+    assert 'href="/?status=draft">open that list</a>' in client.get(
+        f"/pgbulk/jobs/{job.id}/").content.decode()
+    # Before: ticked records also offered "open that list", which does not show them.
+    client.post("/", {"bulk_action": "edit", "pks": ids[:2], "change_price": "on",
+                      "price": "3"}, headers={"HX-Request": "true"})
+    ticked = Job.objects.exclude(pk=job.pk).get()
+    page = text_of(client.get(f"/pgbulk/jobs/{ticked.id}/"))
+    assert "Records ticked one by one open the list they were ticked in" in page
 
 
 def test_delete_and_task_jobs_in_words(client, editor):
