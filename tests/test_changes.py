@@ -391,6 +391,40 @@ def test_an_undo_runs_on_a_worker_like_any_job(worker):
         assert cursor.fetchone()[0] == 0
 
 
+@pytest.mark.worker
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_on_a_worker_the_log_is_what_was_written_and_undo_puts_back_only_that(
+        worker, writes, strategy):
+    # The worker's chunks are 100 records: three chunks, each its own transaction.
+    ids = make_books(250, in_print=False)
+    Book.objects.filter(pk__in=ids[10:15]).update(in_print=True)  # fail clean() (save)
+    Book.objects.filter(pk__in=ids[:3]).update(status="archived")  # already hold the value
+    fails = {str(pk) for pk in ids[10:15]} if strategy == "save" else set()
+    original, before = books(ids), writes(ids)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"status": "archived"},
+                             run="async", strategy=strategy, atomic=False)
+    job.wait(60)
+    assert job.status == ("failed" if fails else "succeeded"), job.message
+    changed = {str(pk) for pk in ids[3:]} - fails
+    assert set(logged(job)) == changed
+    assert written(writes, ids, before) == {str(pk) for pk in ids} - fails
+    Book.objects.filter(pk=ids[20]).update(status="published")  # changed since: skipped
+    Book.objects.filter(pk=ids[21]).delete()  # gone: not counted, said
+    undo = pgbulk.undo(job, run="async")
+    undo.wait(60)
+    assert (undo.status, undo.done, undo.skipped_count) == ("succeeded", len(changed) - 2, 1)
+    assert undo.message == (f"Restored {len(changed) - 2} of {len(changed) - 1} records. 1 "
+                            "skipped: they changed since the undone job. 1 record the undone "
+                            "job changed no longer exists.")
+    assert JobError.objects.get(job=undo, skipped=True).object_pk == str(ids[20])
+    now = books(ids)
+    for pk in ids:
+        if str(pk) in changed - {str(ids[20]), str(ids[21])} or str(pk) in fails:
+            assert now[pk] == original[pk], pk
+    assert now[ids[20]][0] == "published" and ids[21] not in now
+    assert {now[pk][0] for pk in ids[:3]} == {"archived"}  # not logged: left as they are
+
+
 def test_the_job_row_records_what_it_logs_at_launch():
     ids = make_books(2)
     job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids),
