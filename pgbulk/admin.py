@@ -94,7 +94,8 @@ class JobAdmin(admin.ModelAdmin):
         if job is not None:
             extra.update(job_page_context(request, job))
             extra.update(links=job_links(request.user, job), change_log=changes.state(job),
-                         undo=undo_offer(request.user, job))
+                         undo=undo_offer(request.user, job),
+                         title=describe.summary(job), subtitle=None)  # not "View job"
         return super().change_view(request, object_id, form_url, extra)
 
 

@@ -512,6 +512,8 @@ def test_job_admin_links_the_undo_and_the_changes(admin_client, editor):
     html = admin_client.get(f"/admin/pgbulk/job/{job.id}/change/").content.decode()
     assert f'href="/pgbulk/jobs/{undo.id}/"' in html and "Undone by" in html
     assert f'href="/pgbulk/jobs/{job.id}/undo/"' in html  # the admin offers the undo too
+    # Before: headed "View job" over "update library.Book (succeeded)".
+    assert "<h1>status → Published on 2 Books</h1>" in html and "View job" not in html
 
 
 def test_job_admin_says_why_a_delete_cannot_be_undone(admin_client):
