@@ -220,9 +220,11 @@ class UpdateOperation(Operation):
             present = set(chunk.values_list("pk", flat=True))
             return changed, self.missing(rows, present)
         except RECORD_ERRORS:
-            pks = list(chunk.order_by("pk").values_list("pk", flat=True))
-            # Name the failing records: apply one by one (in atomic mode the
-            # first failure raises and everything is rolled back).
+            # Name the failing records: apply one by one (in atomic mode the first
+            # failure raises and everything is rolled back), their rows locked first,
+            # so that what is logged before each change is what it changes.
+            locked = chunk.select_for_update(**self.lock_kwargs).order_by("pk")
+            pks = list(locked.values_list("pk", flat=True))
             records = list(self.queryset(pks).order_by("pk"))
             done, errs = self.each(records, lambda r: self.logged(
                 [r.pk], lambda: self.set_based(self.queryset([r.pk]), [r.pk])), per_record)

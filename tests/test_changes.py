@@ -140,10 +140,43 @@ def test_a_record_another_writer_changes_during_the_update_is_logged_with_its_ne
     assert set(Book.objects.filter(pk__in=ids).values_list("title", flat=True)) == {"Bulk"}
 
 
+def test_the_set_based_per_record_fallback_logs_what_another_writer_committed_first():
+    # Before: once the chunk's UPDATE failed (the first label breaks a constraint), the
+    # records were logged and updated one by one without locking them first: the second
+    # one's "before" was read while another writer held it (rank 0), its UPDATE then
+    # waited and overwrote that writer's rank 7, and undo put back 0, losing the 7.
+    small = Label.objects.create(name="small", rank=0)  # first by row address: fails
+    big = Label.objects.create(name="Big one", rank=0)
+    other = psycopg.connect(conftest.test_database_url())
+    other.execute("UPDATE library_label SET rank = 7 WHERE id = %s", [big.pk])
+    launched: dict[str, Job] = {}
+
+    def run_job() -> None:
+        launched["job"] = pgbulk.bulk_update(
+            Label.objects.filter(pk__in=[small.pk, big.pk]), {"rank": 500}, run="sync",
+            strategy="queryset", atomic=False)
+        connection.close()
+
+    thread = threading.Thread(target=run_job)
+    thread.start()
+    try:
+        wait_for(lambda: waiting_on_a_lock("library_label"))
+    finally:
+        other.commit()
+        other.close()
+        thread.join(30)
+    job = launched["job"]
+    assert (job.status, job.done, job.failed_count) == ("failed", 1, 1), job.message
+    assert logged(job) == {str(big.pk): ({"rank": 7}, {"rank": 500})}
+    undo = pgbulk.undo(job, run="sync")
+    assert undo.status == "succeeded" and Label.objects.get(pk=big.pk).rank == 7
+
+
 def waiting_on_a_lock(marker: str) -> bool:
+    """Does a statement of this database containing ``marker`` wait for a lock?"""
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                       "AND query LIKE %s", [f"%{marker}%"])
+                       "AND datname = current_database() AND query LIKE %s", [f"%{marker}%"])
         return bool(cursor.fetchone()[0])
 
 
