@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import PermissionDenied
 from django.db import connections, transaction
-from django.db.models import F, Model
+from django.db.models import F, JSONField, Model
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now
 from django.utils.translation import gettext as _
@@ -30,6 +31,18 @@ from pgbulk.launch import DEFAULT_MIN_ASYNC_RECORDS, launch
 from pgbulk.models import Change, Job, Status
 from pgbulk.sqlfiles import query
 from pgbulk.strategies import RECORD_ERRORS, UpdateOperation, name_of
+
+
+def floats(value: Any) -> Any:
+    """``value`` with its Decimals (JSON numbers with a fraction, as the log reads them)
+    as floats, which JSONField writes back as they were."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, list):
+        return [floats(item) for item in value]
+    if isinstance(value, dict):
+        return {key: floats(item) for key, item in value.items()}
+    return value
 
 
 def undo(job: Job, *, user: Any = None, run: str = "auto", parallel: int | None = None) -> Job:
@@ -193,6 +206,8 @@ class UndoOperation(UpdateOperation):
 
     def value(self, attname: str, raw: Any) -> Any:
         field: Any = self.model._meta.get_field(attname)
+        if isinstance(field, JSONField):
+            return floats(raw)  # the log reads numbers as Decimal; JSON holds floats
         return field.to_python(raw)
 
     def restore_one(self, record: Model, before: dict[str, Any]) -> None:

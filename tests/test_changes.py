@@ -311,6 +311,23 @@ def test_undo_restores_a_succeeded_job_exactly_and_an_undo_of_it_redoes(strategy
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
+def test_undo_puts_back_json_values_with_floats_exactly(strategy):
+    # Before: the log's floats came back as Decimal, which JSONField cannot write: the
+    # save strategy failed each record ("Value must be valid JSON"), the set-based one
+    # ended the whole undo with a TypeError.
+    data = {"ratio": 1.5, "tiny": 1e-7, "n": 2, "nested": [0.1, {"x": -2.25}], "s": "1.5"}
+    label = Label.objects.create(name="a", data=data)
+    job = pgbulk.bulk_update(Label.objects.all(), {"data": {"ratio": 2}}, run="sync",
+                             strategy=strategy)
+    assert job.status == "succeeded", job.message
+    undo = pgbulk.undo(job, run="sync")
+    assert undo.status == "succeeded", undo.message
+    assert Label.objects.get(pk=label.pk).data == data
+    redo = pgbulk.undo(undo, run="sync")
+    assert redo.status == "succeeded" and Label.objects.get(pk=label.pk).data == {"ratio": 2}
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_undo_after_a_partial_failure_restores_only_what_was_changed(strategy):
     ids = make_books(20)
     isbns = dict(Book.objects.filter(pk__in=ids).values_list("pk", "isbn"))

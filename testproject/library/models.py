@@ -91,12 +91,14 @@ class Publisher(models.Model):
 
 
 class Label(models.Model):
-    """A model keyed by UUID, with an auto_now field and a constraint mixing two fields."""
+    """A model keyed by UUID, with an auto_now field, a JSON field and a constraint mixing
+    two fields."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4)
     name = models.CharField(max_length=100)
     rank = models.IntegerField(default=0)
     touched_at = models.DateTimeField(auto_now=True, null=True)
+    data = models.JSONField(null=True, blank=True)  # undo puts JSON back as it was
 
     class Meta:
         constraints = [
