@@ -89,7 +89,7 @@ def page(job: Job, *, links: bool, key: str = "", after: str = "", before: str =
          per_page: int = PER_PAGE) -> ChangePage:
     """A page of the log in key order (see ``in_key_order``): from the start, after
     ``after`` or before ``before``; ``key`` keeps the one record with that key."""
-    found = log_of(job).filter(object_pk=key) if key else log_of(job)
+    found = with_key(log_of(job), key)
     log = in_key_order(job, found)
     numeric = is_numeric(job)
     start, end = bound(after, numeric), bound(before, numeric)
@@ -124,9 +124,20 @@ def in_key_order(job: Job, log: QuerySet[Change]) -> Any:  # annotated: the stub
                         else F("object_pk"))
 
 
+def with_key(log: QuerySet[Change], key: str) -> QuerySet[Change]:
+    """``log`` kept to the record with ``key`` ("": all); none for a key no text can hold
+    (a NUL character, which PostgreSQL would refuse with an error)."""
+    if not key:
+        return log
+    return log.none() if "\x00" in key else log.filter(object_pk=key)
+
+
 def bound(text: str, numeric: bool) -> Any:
-    """A page bound from the URL: None when absent (or not a number for integer keys)."""
-    if not text or not numeric:
+    """A page bound from the URL: None when absent (or not a number for integer keys, or
+    not text PostgreSQL can hold)."""
+    if not text or "\x00" in text:
+        return None
+    if not numeric:
         return text or None
     try:
         return int(text)
@@ -265,8 +276,7 @@ def csv_lines(job: Job, key: str = "") -> Iterator[str]:
     logged = spec(job)
     names = [*logged["fields"], *logged["m2m"]]
     yield writer.writerow(["key", *[f"{n} {side}" for n in names for side in ("before", "after")]])
-    log = log_of(job).filter(object_pk=key) if key else log_of(job)
-    items = (in_key_order(job, log).order_by("sort_key")
+    items = (in_key_order(job, with_key(log_of(job), key)).order_by("sort_key")
              .values_list("object_pk", "before", "after"))
     for key, before, after in items.iterator(chunk_size=2000):
         after = after or {}

@@ -164,6 +164,20 @@ def test_the_key_filter_finds_one_record(client, editor):
     assert f"This job changed no record with the key {ids[40]}." in missing
 
 
+def test_keys_postgresql_cannot_hold_match_nothing_instead_of_a_500(client, editor):
+    # Before: a NUL byte reached PostgreSQL ("text fields cannot contain NUL"): a 500.
+    ids = make_books(2)
+    job = publish(ids, editor)
+    client.raise_request_exception = False
+    nothing = text_of(page_of(client, job, "?changes_key=1%00"))
+    assert "This job changed no record with the key 1" in nothing
+    for query in ("changes_after=1%00", "changes_before=1%00", "changes_after=9" * 30):
+        assert str(ids[1]) in text_of(page_of(client, job, f"?{query}"))  # the first page
+    csv_lines = b"".join(client.get(f"/pgbulk/jobs/{job.id}/changes.csv?key=%00")
+                         .streaming_content).decode().splitlines()
+    assert len(csv_lines) == 1  # the header only
+
+
 def test_a_running_jobs_changes_say_so_far(client, editor):
     # Before: "2 records changed" while the job ran on, as if that were all.
     job = Job.objects.create(user=editor, kind="update", model="library.Book",
