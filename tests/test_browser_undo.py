@@ -51,7 +51,7 @@ def test_edit_see_the_changes_undo_and_the_records_are_back(page, worker):
     assert Book.objects.get(pk=ids[0]).status == "archived"
     page.click(".pgbulk-undoes a")
     page.wait_for_selector(".pgbulk-undone-by")
-    assert "Undone by" in page.inner_text("main")
+    assert "Undos" in page.inner_text("main")
 
     page.goto(f"/admin/library/book/{ids[1]}/history/")  # both jobs, newest first
     history = page.inner_text("#pgbulk-history")

@@ -272,7 +272,7 @@ def test_undo_asks_first_then_restores_and_links_both_ways(client, editor):
     assert "status: Published → Draft" in undo_page  # the undo's own log
     assert f'href="/pgbulk/jobs/{job.id}/"' in page_of(client, undo).content.decode()
     undone = page_of(client, job)
-    assert "Undone by" in text_of(undone)
+    assert "Undos" in text_of(undone)
     assert f'href="/pgbulk/jobs/{undo.id}/"' in undone.content.decode()
 
 
@@ -313,7 +313,7 @@ def test_links_name_but_do_not_link_jobs_the_viewer_may_not_see(client, editor):
     pgbulk.undo(job, user=boss)  # boss undoes editor's job
     undo = Job.objects.get(undo_of=job)
     response = page_of(client, job)
-    assert "Undone by an update of Books" in text_of(response)
+    assert "Undos an update of Books" in text_of(response)
     assert f"/pgbulk/jobs/{undo.id}/" not in response.content.decode()
 
 
@@ -446,9 +446,22 @@ def test_the_dashboard_says_what_an_undo_undoes(client, editor):
     assert Job.objects.get(pk=undos[0].pk).undo_of is None
 
 
+def test_a_failed_undo_is_listed_as_an_undo_that_failed_not_as_undone(client, editor):
+    # Before: the job's page said "Undone by: Undo: put back in print (failed, ...)"
+    # although the undo restored nothing.
+    ids = make_books(2)
+    job = publish(ids, editor, in_print=False)
+    publish(ids, editor, status="archived")  # an archived book cannot be back in print
+    undo = pgbulk.undo(job, user=editor, run="sync")
+    assert (undo.status, undo.done) == ("failed", 0)
+    text = text_of(page_of(client, job))
+    assert "Undone by" not in text
+    assert "Undos Undo: put back in print on 2 Books (failed," in text
+
+
 def test_a_redo_is_named_a_redo_and_undos_are_listed_cleanly(client, editor):
-    # Before: an undo of an undo was also "Undo: put back status", and the "Undone by"
-    # list read "... 10:02) ; Undo ..." (a space before each semicolon).
+    # Before: an undo of an undo was also "Undo: put back status", and the list of
+    # undos read "... 10:02) ; Undo ..." (a space before each semicolon).
     ids = make_books(2)
     job = publish(ids, editor)
     undo = pgbulk.undo(job, user=editor, run="sync")
@@ -524,7 +537,7 @@ def test_job_admin_links_the_undo_and_the_changes(admin_client, editor):
     assert f'href="/pgbulk/jobs/{job.id}/"' in html and "Undoes job" in html
     assert f'href="/pgbulk/jobs/{undo.id}/#changes"' in html
     html = admin_client.get(f"/admin/pgbulk/job/{job.id}/change/").content.decode()
-    assert f'href="/pgbulk/jobs/{undo.id}/"' in html and "Undone by" in html
+    assert f'href="/pgbulk/jobs/{undo.id}/"' in html and "Undos" in html
     assert f'href="/pgbulk/jobs/{job.id}/undo/"' in html  # the admin offers the undo too
     # Before: headed "View job" over "update library.Book (succeeded)".
     assert "<h1>status → Published on 2 Books</h1>" in html and "View job" not in html
