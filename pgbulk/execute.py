@@ -188,7 +188,7 @@ def done_word(job: Job) -> str:
 
 
 def unchanged(handle: JobHandle) -> str:
-    """" 12 already had these values." for an update job whose change log is kept (the
+    """" 12 needed no change." for an update job whose change log is kept (the
     records it wrote that it did not log: their logged values did not change)."""
     job = handle.job
     if job.kind != "update" or job.change_log != "kept" or job.undo_of_id or not job.done:
@@ -199,8 +199,8 @@ def unchanged(handle: JobHandle) -> str:
         return ""
     if count == job.done:
         who = "It" if count == 1 else f"All {count:,}"
-        return f" {who} already had these values: no record changed."
-    return f" {count:,} already had these values."
+        return f" {who} needed no change: no record changed."
+    return f" {count:,} needed no change."
 
 
 def gone(handle: JobHandle) -> str:
