@@ -178,6 +178,15 @@ def test_keys_postgresql_cannot_hold_match_nothing_instead_of_a_500(client, edit
     assert len(csv_lines) == 1  # the header only
 
 
+def test_counts_are_grouped_like_the_rest_of_the_pages(client, editor):
+    # Before: "1200 records changed" and "Put back the values of 1200 records" beside
+    # "Updated 1,200 of 1,200".
+    job = publish(make_books(1200), editor)
+    assert "1,200 records changed" in text_of(page_of(client, job))
+    undo_page = text_of(client.get(f"/pgbulk/jobs/{job.id}/undo/"))
+    assert "Put back the values of 1,200 records changed by this job." in undo_page
+
+
 def test_a_running_jobs_changes_say_so_far(client, editor):
     # Before: "2 records changed" while the job ran on, as if that were all.
     job = Job.objects.create(user=editor, kind="update", model="library.Book",

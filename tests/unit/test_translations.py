@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "pgbulk"
 #: One string of each kind of place, as it must appear in the catalogue.
 EXPECTED = [
     "Cancel job",  # progress fragment (template)
-    "Apply to %(counter)s record",  # bulk form (template, plural)
+    "Apply to %(n)s record",  # bulk form (template, plural, the count grouped)
     "Tick at least one field to change.",  # form
     "You may not change these records.",  # list view
     "Bulk edit selected %(name)s",  # admin action

@@ -28,7 +28,7 @@
       return input;
     }));
     const count = allMatching ? matching - unchecked.length : checked.length;
-    $("#pgbulk-selected-count").textContent = String(count);
+    $("#pgbulk-selected-count").textContent = count.toLocaleString(document.documentElement.lang || undefined);
     const page = $(".pgbulk-page");
     if (page) page.checked = rows().length > 0 && unchecked.length === 0;
     const more = $("#pgbulk-select-matching");
