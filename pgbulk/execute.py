@@ -162,7 +162,8 @@ def conclude(handle: JobHandle, result: Any) -> None:
     job = handle.job
     read_committed(handle)
     processed = job.done + job.failed_count + job.skipped_count
-    skipped = (f" {job.skipped_count:,} skipped: they changed since the undone job."
+    skipped = (f" {job.skipped_count:,} skipped: "
+               f"{'it' if job.skipped_count == 1 else 'they'} changed since the undone job."
                if job.skipped_count else "") + gone(handle)
     if job.kind in ("update", "delete") and not handle.atomic and processed != job.total:
         finish(handle, Status.FAILED,

@@ -97,7 +97,7 @@ def may_undo(user: Any, job: Job) -> bool:
 def why_not_undoable(job: Job) -> str:
     """Why ``job`` cannot be undone ("" if it can)."""
     if job.kind == "delete":
-        return _("A delete cannot be undone.")
+        return _("Deleted records cannot be brought back.")
     if job.kind != "update":
         return _("Only bulk updates can be undone.")
     if job.status not in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED):

@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.template.response import TemplateResponse
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django_htmx.http import retarget
 
 import pgbulk
@@ -22,6 +23,7 @@ from pgbulk import list_jobs
 from pgbulk.change_views import conflict_rows
 from pgbulk.conf import pgbulk_settings
 from pgbulk.deletion import summarize
+from pgbulk.describe import number
 from pgbulk.exceptions import ConflictEntry
 from pgbulk.forms import BulkEditForm
 from pgbulk.job_views import done_event, progress_context, render_compact
@@ -228,10 +230,13 @@ class BulkEditMixin(_ListViewBase):
             raise SelectionError(_("Select at least one record."))
         found = queryset.filter(pk__in=keys).order_by().values_list("pk", flat=True).count()
         if found != len(keys):
-            raise SelectionError(_(
+            missing = len(keys) - found
+            raise SelectionError(ngettext(
+                "%(missing)s of the %(selected)s selected records is not in this list any "
+                "more (changed or filtered out).",
                 "%(missing)s of the %(selected)s selected records are not in this list any "
-                "more (changed or filtered out); nothing was changed.") % {
-                    "missing": len(keys) - found, "selected": len(keys)})
+                "more (changed or filtered out).", missing) % {
+                    "missing": number(missing), "selected": number(len(keys))})
         return queryset.filter(pk__in=keys)
 
     def bulk_keys(self, raw: list[str]) -> set[Any]:

@@ -347,8 +347,10 @@ def test_undo_is_refused_with_the_reason(client, editor):
     deleted = pgbulk.bulk_delete(Book.objects.filter(pk__in=ids[:2]), run="sync", user=editor)
     response = client.post(f"/pgbulk/jobs/{deleted.id}/undo/")
     assert response.status_code == 400
-    assert "A delete cannot be undone." in text_of(response)
-    assert "A delete cannot be undone." in text_of(page_of(client, deleted))  # disabled button
+    # Before: "This job cannot be undone: A delete cannot be undone."
+    assert ("This job cannot be undone. Deleted records cannot be brought back."
+            in text_of(response))
+    assert "Deleted records cannot be brought back." in text_of(page_of(client, deleted))
     expired = publish(ids[2:], editor)
     Change.objects.filter(job=expired).delete()
     Job.objects.filter(pk=expired.pk).update(change_log="expired")
@@ -556,7 +558,7 @@ def test_job_admin_says_why_a_delete_cannot_be_undone(admin_client):
     ids = make_books(2)
     delete = pgbulk.bulk_delete(Book.objects.filter(pk__in=ids), run="sync")
     html = admin_client.get(f"/admin/pgbulk/job/{delete.id}/change/").content.decode()
-    assert "A delete cannot be undone." in html and "/undo/" not in html
+    assert "Deleted records cannot be brought back." in html and "/undo/" not in html
 
 
 def test_a_records_admin_history_lists_the_bulk_jobs_that_changed_it(admin_client, editor):

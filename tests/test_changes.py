@@ -349,7 +349,7 @@ def test_undo_skips_records_changed_meanwhile_and_names_them(strategy):
     Book.objects.filter(pk=ids[3]).update(status="archived", in_print=False)
     undo = pgbulk.undo(job, run="sync")
     assert (undo.status, undo.done, undo.skipped_count) == ("succeeded", 9, 1)
-    assert undo.message == ("Restored 9 of 10 records. 1 skipped: they changed since the "
+    assert undo.message == ("Restored 9 of 10 records. 1 skipped: it changed since the "
                             "undone job.")
     skipped = JobError.objects.get(job=undo)
     assert skipped.skipped and skipped.object_pk == str(ids[3])
@@ -410,7 +410,7 @@ def test_an_undo_says_how_many_records_of_the_undone_job_are_gone():
     Book.objects.filter(pk=ids[1]).update(title="y")
     assert undoing.forecast(job) == undoing.Forecast(put_back=2, skipped=1, gone=1)
     undo = pgbulk.undo(job, run="sync")
-    assert undo.message == ("Restored 2 of 3 records. 1 skipped: they changed since the "
+    assert undo.message == ("Restored 2 of 3 records. 1 skipped: it changed since the "
                             "undone job. 1 record the undone job changed no longer exists.")
     Book.objects.filter(pk=ids[2]).delete()
     assert pgbulk.undo(undo, run="sync").message == (
@@ -420,7 +420,7 @@ def test_an_undo_says_how_many_records_of_the_undone_job_are_gone():
 def test_deletes_and_unfinished_jobs_cannot_be_undone():
     ids = make_books(3)
     delete = pgbulk.bulk_delete(Book.objects.filter(pk__in=ids[:1]), run="sync")
-    with pytest.raises(pgbulk.BulkValidationError, match="A delete cannot be undone"):
+    with pytest.raises(pgbulk.BulkValidationError, match="Deleted records cannot be brought back"):
         pgbulk.undo(delete)
     job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[1:]), {"title": "x"}, run="sync")
     job.status = "running"  # as read while it ran
@@ -464,7 +464,7 @@ def test_on_a_worker_the_log_is_what_was_written_and_undo_puts_back_only_that(
     undo.wait(60)
     assert (undo.status, undo.done, undo.skipped_count) == ("succeeded", len(changed) - 2, 1)
     assert undo.message == (f"Restored {len(changed) - 2} of {len(changed) - 1} records. 1 "
-                            "skipped: they changed since the undone job. 1 record the undone "
+                            "skipped: it changed since the undone job. 1 record the undone "
                             "job changed no longer exists.")
     assert JobError.objects.get(job=undo, skipped=True).object_pk == str(ids[20])
     now = books(ids)
@@ -493,7 +493,7 @@ def test_a_failed_undo_says_how_many_it_skipped_too():
     Book.objects.filter(pk=ids[1]).update(in_print=True)  # archived and in print: fails
     undo = pgbulk.undo(job, run="sync")
     assert (undo.status, undo.done, undo.failed_count, undo.skipped_count) == ("failed", 1, 1, 1)
-    assert undo.message == ("1 of 3 records failed; 1 restored. 1 skipped: they changed since "
+    assert undo.message == ("1 of 3 records failed; 1 restored. 1 skipped: it changed since "
                             "the undone job.")
 
 

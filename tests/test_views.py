@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import pytest
@@ -161,6 +162,20 @@ def test_malformed_pks_and_empty_selection_are_400(client, editor):
     assert edit(client, ["abc"], price="1").status_code == 400
     assert edit(client, [], price="1").status_code == 400
     assert unchanged(ids)
+
+
+def test_a_selected_record_gone_from_the_list_is_refused_in_one_sentence(client, editor):
+    # Before: "Nothing was changed. 1 of the 2 selected records are not in this list any
+    # more (changed or filtered out); nothing was changed."
+    ids = make_books(2)
+    Book.objects.filter(pk=ids[1]).delete()
+    response = edit(client, ids, price="1")
+    assert response.status_code == 400
+    text = re.sub(r"<[^>]+>", "", response.content.decode())
+    assert ("Nothing was changed. 1 of the 2 selected records is not in this list any more "
+            "(changed or filtered out).") in text
+    assert text.lower().count("nothing was changed") == 1
+    assert unchanged(ids[:1])
 
 
 def test_a_huge_forged_selection_is_refused(client, editor):
