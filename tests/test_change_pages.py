@@ -479,6 +479,8 @@ def test_a_redo_is_named_a_redo_and_undos_are_listed_cleanly(client, editor):
     redo = pgbulk.undo(undo, user=editor, run="sync")
     again = pgbulk.undo(redo, user=editor, run="sync")
     assert "Redo: set status again on 2 Books" in text_of(page_of(client, redo))
+    confirm = text_of(client.get(f"/pgbulk/jobs/{undo.id}/undo/"))
+    assert "Redo: undo “Undo: put back status on 2 Books”" in confirm
     assert "Undo: put back status on 2 Books" in text_of(page_of(client, again))
     Book.objects.filter(pk__in=ids).update(status="published")  # as the job left them
     pgbulk.undo(job, user=editor, run="sync")
@@ -577,6 +579,10 @@ def test_a_records_admin_history_lists_the_bulk_jobs_that_changed_it(admin_clien
     assert "pgbulk/jobs/" not in untouched.content.decode()
     # Before: "... kept CHANGE_RETENTION days", the setting's name in place of its value.
     assert "No bulk job changed this record in the last 30 days" in text_of(untouched)
+    redo = pgbulk.undo(pgbulk.undo(second, run="sync"), run="sync")
+    text = text_of(admin_client.get(f"/admin/library/book/{ids[0]}/history/"))
+    assert "Redo: set price again on 1 Book (a redo)" in text  # before: "(an undo)"
+    assert "Undo: put back price on 1 Book (an undo)" in text and redo.status == "succeeded"
 
 
 def test_the_admin_history_names_jobs_the_viewer_may_not_see_by_their_kind_only(editor):
