@@ -124,6 +124,36 @@ def change_phrase(model: type[Model], name: str, raw: Any) -> str:
     return f"{label} → {value_phrase(field, raw)}"
 
 
+#: A list filter's lookups as they read ("price ≥ 10"); others are shown as they are.
+COMPARISONS = {"exact": "=", "iexact": "=", "gte": "≥", "gt": ">", "lte": "≤", "lt": "<"}
+
+
+def filter_phrase(model: type[Model] | None, key: str, raw: str) -> str:
+    """A list's filter in words: ``status__exact=published`` -> "status = Published",
+    ``author__id__exact=3`` -> "author = Ann (#3)", ``in_print__exact=1`` -> "in print
+    = yes"; a parameter that is not a lookup on a field reads ``key = value``."""
+    name, _sep, lookup = key.partition("__")
+    try:
+        field: Any = model._meta.get_field(name) if model else None
+    except FieldDoesNotExist:
+        field = None
+    if field is not None and field.is_relation and lookup.startswith(("id__", "pk__")):
+        lookup = lookup[4:]
+    lookup = lookup or "exact"
+    if field is None or getattr(field, "many_to_many", False) or lookup not in (
+            *COMPARISONS, "isnull"):
+        return f"{key} = {raw}"
+    label = str(field.verbose_name)
+    if lookup == "isnull":
+        empty = raw.lower() in ("1", "true", "yes")
+        return f"{label} " + (_("is empty") if empty else _("is not empty"))
+    try:
+        shown = value_phrase(field, raw)
+    except Exception:  # a value the field cannot read: as it was typed
+        shown = raw
+    return f"{label} {COMPARISONS[lookup]} {shown}"
+
+
 def value_phrase(field: Any, raw: Any) -> str:
     """One new value as a person reads it: a choice's label, a related record's name..."""
     if raw is None or raw == "":
@@ -158,13 +188,16 @@ def related_names(model: type[Model], keys: list[Any]) -> str:
 def selection(job: Job) -> dict[str, Any]:
     """Where the job's records came from, for the detail page.
 
-    ``{"text", "filters": [(name, value)], "list_url", "list_label", "records"}`` from
+    ``{"text", "filters": ["status = Published", ...], "list_url", "list_label",
+    "records"}`` from
     the launch context the views store (``select_all``, ``selected``, ``excluded``,
     ``filters``, ``list_url``).
     """
     context = job.params.get("context") or {}
-    filters = [(key, value) for key, values in QueryDict(context.get("filters", "")).lists()
-               for value in values if key != "page" and value != ""]
+    model = job_model(job)
+    filters = [filter_phrase(model, key, value)
+               for key, values in QueryDict(context.get("filters", "")).lists()
+               for value in values if key not in ("page", "o", "p") and value != ""]
     excluded = int(context.get("excluded") or 0)
     if context.get("select_all"):
         text = _("All records matching the list's filters")
@@ -172,7 +205,8 @@ def selection(job: Job) -> dict[str, Any]:
             text += ", " + ngettext("%(count)s excluded", "%(count)s excluded", excluded) % {
                 "count": number(excluded)}
     elif "selected" in context:
-        text = _("Records ticked one by one")
+        text = (_("Records ticked one by one, in the list filtered by") if filters
+                else _("Records ticked one by one"))
     elif context.get("undo_of"):
         text = _("The records the undone job changed (from its change log)")
     else:

@@ -12,9 +12,10 @@ import pytest
 from django.contrib.auth.models import Permission, User
 
 import pgbulk
+from pgbulk import describe
 from pgbulk.job_status import job_status
 from pgbulk.models import Job, JobError
-from testproject.library.models import Book, Genre
+from testproject.library.models import Author, Book, Genre
 from tests.factories import make_books
 
 pytestmark = pytest.mark.django_db
@@ -63,7 +64,7 @@ def test_detail_says_who_what_which_records_and_when(client, editor):
     assert "status → Published; genres: add Crime" in page
     assert "status → Published; genres: add Crime on 4 Books" in page  # the title
     assert "Launched by editor" in page
-    assert "All records matching the list's filters, 1 excluded" in page and "status = draft" in page
+    assert "All records matching the list's filters, 1 excluded" in page and "status = Draft" in page
     for label in ("Created", "Started", "Finished", "Duration", "Rate", "records/s"):
         assert label in page
     assert "Updated 4 of 4 records." in page
@@ -75,6 +76,25 @@ def test_detail_says_who_what_which_records_and_when(client, editor):
     ticked = Job.objects.exclude(pk=job.pk).get()
     page = text_of(client.get(f"/pgbulk/jobs/{ticked.id}/"))
     assert "Records ticked one by one open the list they were ticked in" in page
+
+
+def test_the_selection_reads_the_lists_filters_in_words():
+    # Before: "Records ticked one by one status__exact = published in_print__exact = 1",
+    # the admin's raw lookups, as if they had made the selection.
+    ids = make_books(2)
+    author = Book.objects.get(pk=ids[0]).author
+    filters = (f"status__exact=published&in_print__exact=1&author__id__exact={author.pk}"
+               "&price__gte=5&published_on__isnull=True&q=tolkien&o=2")
+    job = Job(kind="update", model="library.Book", params={"context": {
+        "source": "admin", "filters": filters, "selected": 2, "select_all": False}})
+    selection = describe.selection(job)
+    assert selection["text"] == "Records ticked one by one, in the list filtered by"
+    assert selection["filters"] == [
+        "status = Published", "in print = yes", f"author = {describe.related_names(Author, [author.pk])}",
+        "price ≥ 5.00", "published on is empty", "q = tolkien"]
+    bad = Job(kind="update", model="library.Book",
+              params={"context": {"filters": "price__gte=abc&nope__exact=1", "select_all": True}})
+    assert describe.selection(bad)["filters"] == ["price ≥ abc", "nope__exact = 1"]
 
 
 def test_delete_and_task_jobs_in_words(client, editor):
