@@ -9,6 +9,7 @@ CSV holds both (a skip's message says it was skipped). A row without the record'
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.utils import quote
+from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Page, Paginator
 from django.db.models import Model
 from django.urls import NoReverseMatch, reverse
@@ -34,6 +36,7 @@ class ErrorRow:
     field: str
     message: str
     admin_url: str = ""
+    skipped: bool = False  # an undo left the record alone (not a failure)
 
 
 def source(job: Job, *, skipped: bool | None = False) -> Any:
@@ -56,7 +59,8 @@ def count(job: Job, *, skipped: bool = False) -> int:
 def as_row(item: Any) -> ErrorRow:
     if isinstance(item, ErrorRow):
         return item
-    return ErrorRow(item.object_pk, item.record, item.field or "", item.message)
+    return ErrorRow(item.object_pk, item.record, item.field or "", item.message,
+                    skipped=item.skipped)
 
 
 def named(job: Job, items: list[Any], *, links: bool) -> list[ErrorRow]:
@@ -99,14 +103,27 @@ def admin_change_url(model: type[Model], object_pk: str) -> str:
 
 def page(job: Job, number: Any, *, links: bool, skipped: bool = False,
          per_page: int = PER_PAGE) -> Page:
-    """One page of named failures, or skips (``page.object_list`` holds ErrorRow)."""
+    """One page of named failures, or skips (``page.object_list`` holds ErrorRow), their
+    fields by verbose name."""
     errors = Paginator(source(job, skipped=skipped), per_page).get_page(number)
-    errors.object_list = named(job, list(errors.object_list), links=links)
+    errors.object_list = labelled(job, named(job, list(errors.object_list), links=links))
     return errors
 
 
 def first(job: Job, how_many: int, *, links: bool) -> list[ErrorRow]:
-    return named(job, list(source(job)[:how_many]), links=links)
+    return labelled(job, named(job, list(source(job)[:how_many]), links=links))
+
+
+def labelled(job: Job, rows: list[ErrorRow]) -> list[ErrorRow]:
+    """``rows`` with each field by its verbose name ("in print", not "in_print"), as the
+    pages show them (the CSV keeps the names)."""
+    model = job_model(job)
+    if model is None:
+        return rows
+    for row in rows:
+        with contextlib.suppress(FieldDoesNotExist):
+            row.field = str(model._meta.get_field(row.field).verbose_name)
+    return rows
 
 
 class Echo:
@@ -127,9 +144,10 @@ def safe_cell(value: str) -> str:
 
 
 def csv_lines(job: Job) -> Iterator[str]:
-    """The CSV of every error of a job, header first, streamed in batches."""
+    """The CSV of every error of a job, header first, streamed in batches; an undo's
+    skipped records too, told apart by the last column ("failed" or "skipped")."""
     writer = csv.writer(Echo())
-    yield writer.writerow(["key", "record", "field", "message"])
+    yield writer.writerow(["key", "record", "field", "message", "outcome"])
     rows = source(job, skipped=None)
     batch: list[Any] = []
     items = iter(rows) if isinstance(rows, list) else rows.iterator(chunk_size=2000)
@@ -144,4 +162,5 @@ def csv_lines(job: Job) -> Iterator[str]:
 def _csv_batch(job: Job, writer: Any, batch: list[Any]) -> Iterator[str]:
     for row in named(job, batch, links=False):
         yield writer.writerow([safe_cell(row.object_pk), safe_cell(row.record),
-                               safe_cell(row.field), safe_cell(row.message)])
+                               safe_cell(row.field), safe_cell(row.message),
+                               "skipped" if row.skipped else "failed"])

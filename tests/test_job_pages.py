@@ -150,8 +150,29 @@ def test_csv_has_every_error_and_defuses_formulas(client, editor):
     response = client.get(f"/pgbulk/jobs/{job.id}/errors.csv")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0] == ["key", "record", "field", "message"] and len(rows) == 2502
-    assert rows[-1] == ["x", "'=HYPERLINK(1)", "", "'-3 + 4"]
+    assert rows[0] == ["key", "record", "field", "message", "outcome"] and len(rows) == 2502
+    assert rows[-1] == ["x", "'=HYPERLINK(1)", "", "'-3 + 4", "failed"]
+
+
+def test_error_tables_name_fields_in_words_and_the_csv_tells_skips_from_failures(
+        client, editor):
+    # Before: the tables showed "in_print"; an undo's CSV mixed skipped records with
+    # failures, told apart by their message only.
+    ids = make_books(2)
+    job = crafted(editor, status="failed", total=2, failed_count=1, skipped_count=1)
+    JobError.objects.create(job=job, object_pk=str(ids[0]), record="Book 0", field="in_print",
+                            message="An archived book cannot be in print.")
+    JobError.objects.create(job=job, object_pk=str(ids[1]), record="Book 1", skipped=True,
+                            message="Changed since the undone job: left as it is.")
+    html = client.get(f"/pgbulk/jobs/{job.id}/").content.decode()
+    assert "<td>in print</td>" in html and "in_print" not in html
+    # A job with skipped records kept its failures' Field column (the skipped table's
+    # "left alone" switch once leaked into the failures table).
+    failures = html.split('id="errors"', 1)[1].split('id="pgbulk-job-skipped"', 1)[0]
+    assert '<th scope="col">Field</th>' in failures and "Reason" not in failures
+    rows = list(csv.reader(io.StringIO(b"".join(
+        client.get(f"/pgbulk/jobs/{job.id}/errors.csv").streaming_content).decode())))
+    assert [(row[2], row[4]) for row in rows[1:]] == [("in_print", "failed"), ("", "skipped")]
 
 
 def test_modal_shows_the_first_errors_and_links_to_the_rest(client, editor):
