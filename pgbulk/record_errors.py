@@ -122,7 +122,8 @@ def labelled(job: Job, rows: list[ErrorRow]) -> list[ErrorRow]:
         return rows
     for row in rows:
         with contextlib.suppress(FieldDoesNotExist):
-            row.field = str(model._meta.get_field(row.field).verbose_name)
+            field: Any = model._meta.get_field(row.field)
+            row.field = str(field.verbose_name)
     return rows
 
 
