@@ -51,7 +51,9 @@ class JobAdmin(admin.ModelAdmin):
     list_filter = ["status", "kind", "model"]
     search_fields = ["id", "model", "message"]
     # Every column but the raw error summary (errors show below, to those who may read them).
-    readonly_fields = [f.name for f in Job._meta.fields if f.name != "errors"]
+    # The undone job by what it did, not by Job.__str__ ("update library.Book (...)").
+    readonly_fields = [f.name if f.name != "undo_of" else "undoes"
+                       for f in Job._meta.fields if f.name != "errors"]
     fields = tuple(readonly_fields)
     change_form_template = "admin/pgbulk/job/change_form.html"
 
@@ -62,6 +64,13 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description=gettext_lazy("job"))
     def summary(self, job: Job) -> str:
         return describe.summary(job)
+
+    @admin.display(description=gettext_lazy("undo of"))
+    def undoes(self, job: Job) -> str:
+        undone = job.undo_of
+        if undone is None:
+            return "-"
+        return f"{describe.summary(undone)} ({undone.get_status_display().lower()})"
 
     @admin.display(description=gettext_lazy("status"), ordering="status")
     def status_text(self, job: Job) -> str:

@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import pgtrigger
+from django.apps import apps
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -96,7 +97,12 @@ class Job(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.model or self.task_name} ({self.status})"
+        """ "update of Books (succeeded)" (pgbulk.describe.summary says what it did)."""
+        try:
+            name = str(apps.get_model(self.model)._meta.verbose_name_plural)
+        except (LookupError, ValueError):
+            name = self.model or self.task_name
+        return f"{self.kind} of {name} ({self.get_status_display().lower()})"
 
     @property
     def is_terminal(self) -> bool:

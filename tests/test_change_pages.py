@@ -554,6 +554,10 @@ def test_job_admin_links_the_undo_and_the_changes(admin_client, editor):
     assert f'href="/pgbulk/jobs/{job.id}/undo/"' in html  # the admin offers the undo too
     # Before: headed "View job" over "update library.Book (succeeded)".
     assert "<h1>status → Published on 2 Books</h1>" in html and "View job" not in html
+    # Before: its undo's admin page said "Undo of: update library.Book (succeeded)".
+    html = admin_client.get(f"/admin/pgbulk/job/{undo.id}/change/").content.decode()
+    assert "status → Published on 2 Books (succeeded)" in html and "library.Book (" not in html
+    assert "update of books (succeeded)" in html.lower()  # the breadcrumbs
 
 
 def test_job_admin_says_why_a_delete_cannot_be_undone(admin_client):
