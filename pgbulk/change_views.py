@@ -132,10 +132,19 @@ def undo_page(request: HttpRequest, job: Job, status: int, *, error: str = "",
         "job": job, "summary": describe.summary(job), "error": error,
         "conflicts": conflicts or [], "links": job_links(request.user, job),
         "fields": field_labels(job),
-        "forecast": undoing.forecast(job) if status == 200 else None,
+        "forecast": forecast_in_words(job) if status == 200 else None,
         "undo_logged": pgbulk_settings.RECORD_CHANGES,
     }
     return render(request, "pgbulk/job_undo.html", context, status=status)
+
+
+def forecast_in_words(job: Job) -> undoing.Forecast:
+    """``undoing.forecast(job)``, its predicted errors naming fields by verbose name."""
+    forecast = undoing.forecast(job)
+    model = describe.job_model(job)
+    forecast.failures["errors"] = [{**entry, "field": describe.field_label(model, entry["field"])}
+                                   for entry in forecast.failures["errors"]]
+    return forecast
 
 
 def field_labels(job: Job) -> list[str]:

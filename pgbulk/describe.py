@@ -30,6 +30,17 @@ def number(value: int | None) -> str:
     return number_format(value or 0, force_grouping=True)
 
 
+def field_label(model: type[Model] | None, name: str | None) -> str:
+    """A field by its verbose name ("in print" for ``in_print``); other names as they are."""
+    if not name or model is None:
+        return name or ""
+    try:
+        field: Any = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return name
+    return str(getattr(field, "verbose_name", name))
+
+
 def job_model(job: Job) -> type[Model] | None:
     if not job.model:
         return None

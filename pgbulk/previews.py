@@ -22,6 +22,7 @@ from django.db.models import Count, Model, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from pgbulk.conf import pgbulk_settings
+from pgbulk.describe import field_label
 from pgbulk.exceptions import BulkValidationError, ErrorEntry
 from pgbulk.launch import VALIDATIONS
 from pgbulk.models import Job
@@ -330,6 +331,9 @@ def preview_form(form: Any, queryset: QuerySet, *, fields: list[str], validation
     except BulkValidationError as invalid:
         form.add_validation_errors(invalid.errors)
         return None
+    errors = [{**entry, "field": field_label(queryset.model, entry["field"])}
+              for entry in data["failures"]["errors"]]  # fields in words, as pages say
+    data = {**data, "failures": {**data["failures"], "errors": errors}}  # type: ignore[typeddict-item]
     return public_preview(data, can_view_records(user, queryset.model._meta.label))
 
 

@@ -9,7 +9,6 @@ CSV holds both (a skip's message says it was skipped). A row without the record'
 
 from __future__ import annotations
 
-import contextlib
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,13 +16,12 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.utils import quote
-from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Page, Paginator
 from django.db.models import Model
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 
-from pgbulk.describe import job_model
+from pgbulk.describe import field_label, job_model
 from pgbulk.models import Job
 
 PER_PAGE = 50
@@ -118,12 +116,8 @@ def labelled(job: Job, rows: list[ErrorRow]) -> list[ErrorRow]:
     """``rows`` with each field by its verbose name ("in print", not "in_print"), as the
     pages show them (the CSV keeps the names)."""
     model = job_model(job)
-    if model is None:
-        return rows
     for row in rows:
-        with contextlib.suppress(FieldDoesNotExist):
-            field: Any = model._meta.get_field(row.field)
-            row.field = str(field.verbose_name)
+        row.field = field_label(model, row.field)
     return rows
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from django.apps import apps
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connections, transaction
 from django.db.models import F, JSONField, Model
 from django.db.models.expressions import RawSQL
@@ -31,6 +31,7 @@ from pgbulk.launch import DEFAULT_MIN_ASYNC_RECORDS, launch
 from pgbulk.models import Change, Job, Status
 from pgbulk.sqlfiles import query
 from pgbulk.strategies import RECORD_ERRORS, UpdateOperation, name_of
+from pgbulk.strategies import describe as describe_error
 
 
 def floats(value: Any) -> Any:
@@ -58,15 +59,7 @@ def undo(job: Job, *, user: Any = None, run: str = "auto", parallel: int | None 
     if reason:
         raise BulkValidationError({"__all__": [reason]})
     model = apps.get_model(job.model)
-    spec = job.params.get("undo_spec") or job.params["change_log"]
-    params = {
-        "values": {}, "undo_of": str(job.id), "undo_spec": spec,
-        "redo": bool(job.params.get("undo_of")) and not job.params.get("redo"),
-        "change_log": spec if pgbulk_settings.RECORD_CHANGES else None,
-        "strategy": job.params.get("strategy", "save"),
-        "validation": job.params.get("validation", "full"),
-        "manager": job.params.get("manager"), "context": {"undo_of": str(job.id)},
-    }
+    params = undo_params(job)
     atomic = bool(job.params.get("atomic", True))
     return launch("update", "pgbulk.tasks.bulk_update_task", logged_records(job, model), params,
                   user=user, run=run, atomic=atomic, conflict_checking=True,
@@ -74,6 +67,19 @@ def undo(job: Job, *, user: Any = None, run: str = "auto", parallel: int | None 
                   chunk_size=(pgbulk_settings.QUERYSET_CHUNK_SIZE
                               if params["strategy"] == "queryset" else pgbulk_settings.CHUNK_SIZE),
                   undo_of=job)
+
+
+def undo_params(job: Job) -> dict[str, Any]:
+    """The params of the job that undoes ``job`` (what it puts back, and how)."""
+    spec = job.params.get("undo_spec") or job.params["change_log"]
+    return {
+        "values": {}, "undo_of": str(job.id), "undo_spec": spec,
+        "redo": bool(job.params.get("undo_of")) and not job.params.get("redo"),
+        "change_log": spec if pgbulk_settings.RECORD_CHANGES else None,
+        "strategy": job.params.get("strategy", "save"),
+        "validation": job.params.get("validation", "full"),
+        "manager": job.params.get("manager"), "context": {"undo_of": str(job.id)},
+    }
 
 
 def logged_records(job: Job, model: type[Model]):
@@ -145,11 +151,17 @@ class Forecast:
     put_back: int
     skipped: int
     gone: int
+    #: The undo's per-record validation run on a sample of the records it would put back
+    #: (as a preview's: ``sampled``, ``failed``, ``errors``); nothing sampled when the
+    #: undo validates no record one by one (set-based, or many-to-many fields only).
+    failures: dict[str, Any] = field(default_factory=lambda: {
+        "sampled": 0, "failed": 0, "errors": []})
 
 
-def forecast(job: Job) -> Forecast:
+def forecast(job: Job, sample_size: int | None = None) -> Forecast:
     """Count, as the undo's plan decides, over the whole log (one statement: about
-    0.45 s for 100k records, see docs/changes.md)."""
+    0.45 s for 100k records, see docs/changes.md), and predict failures on a random
+    sample of ``sample_size`` records (default PREVIEW_SAMPLE_SIZE)."""
     model = apps.get_model(job.model)
     spec = job.params.get("undo_spec") or job.params["change_log"]
     using = job._state.db or "default"
@@ -158,7 +170,38 @@ def forecast(job: Job) -> Forecast:
         cursor.execute(query("undo_forecast").replace("{snapshot}", sql), (*params, str(job.id)))
         put_back, skipped = cursor.fetchone()
     logged = Change.objects.using(using).filter(job=job).count()
-    return Forecast(put_back, skipped, logged - put_back - skipped)
+    size = pgbulk_settings.PREVIEW_SAMPLE_SIZE if sample_size is None else sample_size
+    failures = predicted_failures(job, size) if put_back else None
+    return Forecast(put_back, skipped, logged - put_back - skipped,
+                    **({"failures": failures} if failures else {}))
+
+
+def predicted_failures(job: Job, size: int) -> dict[str, Any]:
+    """The undo's own validation, in memory, on up to ``size`` random records it would
+    put back (no write, no lock)."""
+    using = job._state.db or "default"
+    operation = UndoOperation(Job(kind="update", model=job.model, params=undo_params(job)),
+                              using)
+    if operation.strategy == "queryset" or not operation.fields or not size:
+        return {"sampled": 0, "failed": 0, "errors": []}
+    model = operation.model
+    keys = list(logged_records(job, model).order_by("?").values_list("pk", flat=True)[:size])
+    plan = operation.reader.plan(job.id, model._base_manager.using(using).filter(pk__in=keys))
+    records = model._base_manager.using(using).in_bulk([pk for pk, *_ in plan])
+    sampled, errors = 0, []
+    for pk, _key, before, _after, same, _now in plan:
+        if not same or pk not in records:
+            continue
+        sampled += 1
+        record = records[pk]
+        for attname in operation.fields:
+            setattr(record, attname, operation.value(attname, before[attname]))
+        try:
+            operation.validate(record)
+        except ValidationError as error:
+            errors.append(describe_error(pk, error, record))
+    entries = [entry for found in errors for entry in found]
+    return {"sampled": sampled, "failed": len(errors), "errors": entries[:5]}
 
 
 class UndoOperation(UpdateOperation):

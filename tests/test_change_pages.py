@@ -15,7 +15,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 import pgbulk
-from pgbulk import changes
+from pgbulk import changes, undoing
 from pgbulk.models import Change, Job, JobError
 from testproject.library.models import Author, Book, Genre
 from tests import conftest
@@ -468,6 +468,28 @@ def test_a_failed_undo_is_listed_as_an_undo_that_failed_not_as_undone(client, ed
     text = text_of(page_of(client, job))
     assert "Undone by" not in text
     assert "Undos Undo: put back in print on 2 Books (failed," in text
+
+
+def test_the_undo_confirmation_predicts_records_that_would_fail(client, editor):
+    # Before: "Put back the values of 2 records changed by this job. No record changed
+    # since." and the undo then failed on both (archived books cannot be back in print).
+    ids = make_books(3)
+    job = publish(ids[:2], editor, in_print=False)
+    jobs = Job.objects.count()
+    page = text_of(client.get(f"/pgbulk/jobs/{job.id}/undo/"))
+    assert "All 2 records pass validation with their values put back." in page
+    publish(ids[:2], editor, status="archived")
+    forecast = undoing.forecast(job)
+    assert (forecast.put_back, forecast.failures["sampled"], forecast.failures["failed"]) == (
+        2, 2, 2)
+    page = text_of(client.get(f"/pgbulk/jobs/{job.id}/undo/"))
+    assert "2 of the 2 records would fail to be put back:" in page
+    assert "in print: “An archived book cannot be in print.”" in page  # not in_print
+    assert "The undo would change nothing: it is all or nothing" in page
+    assert Job.objects.count() == jobs + 1  # the archive job only: the forecast wrote nothing
+    assert set(Book.objects.filter(pk__in=ids[:2]).values_list("in_print", flat=True)) == {False}
+    sampled = undoing.forecast(job, sample_size=1).failures
+    assert (sampled["sampled"], sampled["failed"]) == (1, 1)
 
 
 def test_a_redo_is_named_a_redo_and_undos_are_listed_cleanly(client, editor):

@@ -408,7 +408,8 @@ def test_an_undo_says_how_many_records_of_the_undone_job_are_gone():
     job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"title": "x"}, run="sync")
     Book.objects.filter(pk=ids[0]).delete()
     Book.objects.filter(pk=ids[1]).update(title="y")
-    assert undoing.forecast(job) == undoing.Forecast(put_back=2, skipped=1, gone=1)
+    forecast = undoing.forecast(job)
+    assert (forecast.put_back, forecast.skipped, forecast.gone) == (2, 1, 1)
     undo = pgbulk.undo(job, run="sync")
     assert undo.message == ("Restored 2 of 3 records. 1 skipped: it changed since the "
                             "undone job. 1 record the undone job changed no longer exists.")

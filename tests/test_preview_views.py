@@ -62,6 +62,7 @@ def test_preview_returns_the_partial_with_counts_sample_and_failures(client):
     assert "6 of the 6 records would fail:" in page and "sampled" not in page
     assert "Apply would change the other records; the failing ones are left" in page
     assert "“An archived book cannot be in print.”" in page and "Book 0 (" in page
+    assert ", in print: “An archived" in page and "in_print" not in page  # fields in words
     assert page.count("<tr data-pk=") == 5 and "Draft → Archived</td>" in page
     # Before: a record that already held the value read "Archived → Archived".
     Book.objects.filter(pk=ids[0]).update(status="archived", in_print=False)
