@@ -127,6 +127,8 @@ class BulkHistoryAdminMixin(_AdminBase):
             rows = changes.record_history(self.model, obj.pk)
             extra["pgbulk_history"] = [
                 {"row": row, "visible": can_see(request.user, row.job),
+                 # a job of a child model (an EBook's) also logs the child's fields
+                 "values": can_view_records(request.user, row.job.model),
                  "kind": describe.kind_phrase(row.job)} for row in rows]
             extra["pgbulk_history_limit"] = changes.HISTORY_LIMIT
             extra["pgbulk_retention_days"] = f"{pgbulk_settings.CHANGE_RETENTION:g}"

@@ -625,6 +625,22 @@ def test_the_admin_history_names_jobs_the_viewer_may_not_see_by_their_kind_only(
     assert "on 1 Book" not in text
 
 
+def test_the_admin_history_hides_a_child_models_values_from_who_may_not_view_them(editor):
+    # Before: a Book's History showed an EBook job's "file size: 0 → 5" to a user who
+    # may view books but not e-books.
+    from testproject.library.models import EBook
+
+    ebook = EBook.objects.create(title="E", isbn="E-1", price=1, author=Author.objects.create(
+        name="A"))
+    pgbulk.bulk_update(EBook.objects.filter(pk=ebook.pk), {"file_size": 5}, run="sync")
+    reader = user_with("reader", "view_book", "view_job", staff=True)
+    client = Client()
+    client.force_login(reader)
+    text = text_of(client.get(f"/admin/library/book/{ebook.pk}/history/"))
+    assert "0 → 5" not in text and "(values of a model you may not view)" in text
+    assert "file size → 5 on 1 E book" in text  # the job's summary: it may see every job
+
+
 def test_an_undo_says_its_records_come_from_the_undone_jobs_log(client, editor):
     # Before: its page said "Launched from code", also when launched from the page.
     ids = make_books(2)
