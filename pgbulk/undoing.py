@@ -116,8 +116,18 @@ def why_not_undoable(job: Job) -> str:
         if "change_log" not in job.params:
             return _("It ran before this version of pgbulk kept change logs.")
         return _("It ran without a change log (RECORD_CHANGES was off).")
+    try:
+        model = apps.get_model(job.model)
+    except (LookupError, ValueError):
+        return _("Its model %(model)s no longer exists.") % {"model": job.model}
+    missing = [name for name in (*spec.get("fields", []), *spec.get("m2m", []))
+               if name not in {f.attname for f in model._meta.concrete_fields}
+               | {f.name for f in model._meta.many_to_many}]
+    if missing:
+        return _("Its model no longer has the field %(fields)s, so those values cannot be "
+                 "put back.") % {"fields": ", ".join(missing)}
     if spec.get("excluded"):
-        reader = Reader(apps.get_model(job.model))
+        reader = Reader(model)
         return _("Its change log leaves out %(fields)s (CHANGE_LOG_EXCLUDE, or a type undo "
                  "cannot restore), so those values cannot be put back.") % {
             "fields": ", ".join(reader.label(name) for name in spec["excluded"])}

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Permission, User
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.utils import timezone
@@ -416,6 +416,24 @@ def test_an_undo_says_how_many_records_of_the_undone_job_are_gone():
     Book.objects.filter(pk=ids[2]).delete()
     assert pgbulk.undo(undo, run="sync").message == (
         "Restored 1 of 1 records. 1 record the undone job changed no longer exists.")
+
+
+def test_a_job_whose_logged_field_is_gone_from_the_model_cannot_be_undone_and_says_why(
+        client):
+    # Before: the undo confirmation read the field that no longer exists: a 500.
+    ids = make_books(2)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"title": "x"}, run="sync")
+    spec = {**job.params["change_log"], "fields": ["title", "subtitle"]}
+    Job.objects.filter(pk=job.pk).update(params={**job.params, "change_log": spec})
+    job.refresh_from_db()
+    with pytest.raises(pgbulk.BulkValidationError, match="no longer has the field subtitle"):
+        pgbulk.undo(job)
+    admin = User.objects.create_superuser("boss", password="x")
+    client.force_login(admin)
+    client.raise_request_exception = False
+    response = client.get(f"/pgbulk/jobs/{job.id}/undo/")
+    assert response.status_code == 400 and b"no longer has the field subtitle" in response.content
+    assert client.get(f"/pgbulk/jobs/{job.id}/").status_code == 200
 
 
 def test_deletes_and_unfinished_jobs_cannot_be_undone():
