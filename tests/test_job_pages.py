@@ -68,6 +68,7 @@ def test_detail_says_who_what_which_records_and_when(client, editor):
     for label in ("Created", "Started", "Finished", "Duration", "Rate", "records/s"):
         assert label in page
     assert "Updated 4 of 4 records." in page
+    assert "record by record (save())" in page  # before: the strategy was not shown
     assert 'href="/?status=draft">open that list</a>' in client.get(
         f"/pgbulk/jobs/{job.id}/").content.decode()
     # Before: ticked records also offered "open that list", which does not show them.
