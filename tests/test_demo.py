@@ -60,7 +60,10 @@ def alive(pid: int) -> bool:
 def test_a_signal_stops_the_demos_web_server_and_worker(stop):
     s = connection.settings_dict
     port = free_port()
+    # Its own queue: the demo's worker must not take (and, stopping, finish) a task of
+    # this test session's worker, which serves the test database's "pgbulk" queue.
     env = {**os.environ, "PGBULK_DEMO_PORT": str(port), "PGBULK_DEMO_BOOKS": "30",
+           "PGBULK_QUEUE": f"demo-{port}",
            "DATABASE_URL": f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"}
     log = tempfile.NamedTemporaryFile(prefix="pgbulk-demo-", suffix=".log", delete=False)
     demo = subprocess.Popen(["bash", str(ROOT / "dev"), "demo"], cwd=ROOT, env=env,
