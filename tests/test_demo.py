@@ -48,6 +48,36 @@ def children_of(pids: set[int]) -> set[int]:
     return found
 
 
+def default_interrupts() -> None:
+    """In the demo's shell, SIGINT and SIGQUIT as a terminal gives them. A test run started
+    in the background by a non-interactive shell (``(./dev test &)``) inherits them
+    ignored, and bash cannot trap a signal ignored on entry: the demo would never see INT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
+def processes(pids: set[int]) -> list[str]:
+    """Each process's state and command line, for a failure message."""
+    found = []
+    for pid in sorted(pids):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        found.append(f"{pid} {state} {command[:200]}")
+    return found
+
+
+def database_activity() -> list[tuple]:
+    """What the test database's other sessions are doing (waiting for a lock?)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid, state, wait_event_type, wait_event, left(query, 120) "
+                       "FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND pid <> pg_backend_pid()")
+        return cursor.fetchall()
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -67,7 +97,8 @@ def test_a_signal_stops_the_demos_web_server_and_worker(stop):
            "DATABASE_URL": f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"}
     log = tempfile.NamedTemporaryFile(prefix="pgbulk-demo-", suffix=".log", delete=False)
     demo = subprocess.Popen(["bash", str(ROOT / "dev"), "demo"], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=default_interrupts)
     started: set[int] = set()
     try:
         def serving_with_a_worker() -> bool:
@@ -86,7 +117,13 @@ def test_a_signal_stops_the_demos_web_server_and_worker(stop):
         started = children_of({demo.pid})  # the web server and the worker, at least
         assert len(started) >= 2
         demo.send_signal(stop)
-        assert demo.wait(60) == 0, Path(log.name).read_text()
+        try:
+            code = demo.wait(60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the demo did not stop within 60 s of {stop.name}; still running: "
+                        f"{processes(children_of({demo.pid}) | {demo.pid})}\n"
+                        f"{database_activity()}\n{Path(log.name).read_text()}")
+        assert code == 0, Path(log.name).read_text()
         survivors = {pid for pid in started if alive(pid)}
         assert not survivors, f"still running after the demo stopped: {survivors}"
         assert not listening(port)
