@@ -115,26 +115,35 @@ def test_failed_records_are_not_logged_and_a_failed_atomic_job_logs_nothing(writ
     assert written(writes, ids, before) == set()
 
 
-def test_a_record_another_writer_changes_during_the_update_is_logged_with_its_new_value():
-    ids = make_books(5)
+def job_past_a_writer(writes: str, params: list, launch, marker: str) -> Job:
+    """Run ``launch()`` (a sync job) in a thread while another connection holds the rows
+    ``writes`` changed, uncommitted; commit it once a statement containing ``marker``
+    waits for it; return the job."""
     other = psycopg.connect(conftest.test_database_url())
-    other.execute("UPDATE library_book SET title = 'Meanwhile' WHERE id = %s", [ids[2]])
+    other.execute(writes, params)
     launched: dict[str, Job] = {}
 
     def run_job() -> None:
-        launched["job"] = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"title": "Bulk"},
-                                             run="sync", strategy="queryset")
+        launched["job"] = launch()
         connection.close()
 
     thread = threading.Thread(target=run_job)
     thread.start()
-    try:  # the set-based UPDATE (its text starts with this comment) waits for the writer
-        wait_for(lambda: waiting_on_a_lock("logged UPDATE"))
+    try:
+        wait_for(lambda: waiting_on_a_lock(marker))
     finally:
         other.commit()
         other.close()
         thread.join(30)
-    job = launched["job"]
+    return launched["job"]
+
+
+def test_a_record_another_writer_changes_during_the_update_is_logged_with_its_new_value():
+    ids = make_books(5)
+    job = job_past_a_writer(  # the set-based UPDATE (its text starts with this comment)
+        "UPDATE library_book SET title = 'Meanwhile' WHERE id = %s", [ids[2]],
+        lambda: pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"title": "Bulk"},
+                                   run="sync", strategy="queryset"), "logged UPDATE")
     assert job.status == "succeeded"
     assert logged(job)[str(ids[2])] == ({"title": "Meanwhile"}, {"title": "Bulk"})
     assert set(Book.objects.filter(pk__in=ids).values_list("title", flat=True)) == {"Bulk"}
@@ -147,25 +156,11 @@ def test_the_set_based_per_record_fallback_logs_what_another_writer_committed_fi
     # waited and overwrote that writer's rank 7, and undo put back 0, losing the 7.
     small = Label.objects.create(name="small", rank=0)  # first by row address: fails
     big = Label.objects.create(name="Big one", rank=0)
-    other = psycopg.connect(conftest.test_database_url())
-    other.execute("UPDATE library_label SET rank = 7 WHERE id = %s", [big.pk])
-    launched: dict[str, Job] = {}
-
-    def run_job() -> None:
-        launched["job"] = pgbulk.bulk_update(
-            Label.objects.filter(pk__in=[small.pk, big.pk]), {"rank": 500}, run="sync",
-            strategy="queryset", atomic=False)
-        connection.close()
-
-    thread = threading.Thread(target=run_job)
-    thread.start()
-    try:
-        wait_for(lambda: waiting_on_a_lock("library_label"))
-    finally:
-        other.commit()
-        other.close()
-        thread.join(30)
-    job = launched["job"]
+    job = job_past_a_writer(
+        "UPDATE library_label SET rank = 7 WHERE id = %s", [big.pk],
+        lambda: pgbulk.bulk_update(Label.objects.filter(pk__in=[small.pk, big.pk]),
+                                   {"rank": 500}, run="sync", strategy="queryset",
+                                   atomic=False), "library_label")
     assert (job.status, job.done, job.failed_count) == ("failed", 1, 1), job.message
     assert logged(job) == {str(big.pk): ({"rank": 7}, {"rank": 500})}
     undo = pgbulk.undo(job, run="sync")
