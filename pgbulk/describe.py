@@ -11,6 +11,7 @@ from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist
+from django.db import transaction
 from django.db.models import Model
 from django.http import QueryDict
 from django.utils.formats import number_format
@@ -151,15 +152,17 @@ def filter_phrase(model: type[Model] | None, key: str, raw: str) -> str:
     if field is not None and field.is_relation and lookup.startswith(("id__", "pk__")):
         lookup = lookup[4:]
     lookup = lookup or "exact"
-    if field is None or getattr(field, "many_to_many", False) or lookup not in (
-            *COMPARISONS, "isnull"):
+    # Not a field of this model's own (a reverse relation, a many-to-many): as typed.
+    if (field is None or not getattr(field, "concrete", False) or field.many_to_many
+            or lookup not in (*COMPARISONS, "isnull")):
         return f"{key} = {raw}"
     label = str(field.verbose_name)
     if lookup == "isnull":
         empty = raw.lower() in ("1", "true", "yes")
         return f"{label} " + (_("is empty") if empty else _("is not empty"))
     try:
-        shown = value_phrase(field, raw)
+        with transaction.atomic():  # a related key the database refuses spoils nothing
+            shown = value_phrase(field, raw)
     except Exception:  # a value the field cannot read: as it was typed
         shown = raw
     return f"{label} {COMPARISONS[lookup]} {shown}"

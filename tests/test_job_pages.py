@@ -10,6 +10,7 @@ from html import unescape
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.db import transaction
 
 import pgbulk
 from pgbulk import describe
@@ -96,6 +97,16 @@ def test_the_selection_reads_the_lists_filters_in_words():
     bad = Job(kind="update", model="library.Book",
               params={"context": {"filters": "price__gte=abc&nope__exact=1", "select_all": True}})
     assert describe.selection(bad)["filters"] == ["price ≥ abc", "nope__exact = 1"]
+    # A reverse relation has no verbose name (was an AttributeError: the job page a 500),
+    # a key the database refuses spoils no transaction.
+    odd = Job(kind="update", model="library.Book", params={"context": {
+        "filters": "ebook__isnull=1&author__id__exact=99999999999999999999&author=1%00",
+        "select_all": True}})
+    with transaction.atomic():
+        assert describe.selection(odd)["filters"] == [
+            "ebook__isnull = 1", "author = #99999999999999999999 (deleted)",
+            "author = 1\x00"]
+        assert Book.objects.count() == 2
 
 
 def test_delete_and_task_jobs_in_words(client, editor):
