@@ -221,14 +221,19 @@ class UpdateOperation(Operation):
             return changed, self.missing(rows, present)
         except RECORD_ERRORS:
             # Name the failing records: apply one by one (in atomic mode the first
-            # failure raises and everything is rolled back), their rows locked first,
-            # so that what is logged before each change is what it changes.
-            locked = chunk.select_for_update(**self.lock_kwargs).order_by("pk")
-            pks = list(locked.values_list("pk", flat=True))
+            # failure raises and everything is rolled back).
+            pks = list(chunk.order_by("pk").values_list("pk", flat=True))
             records = list(self.queryset(pks).order_by("pk"))
-            done, errs = self.each(records, lambda r: self.logged(
-                [r.pk], lambda: self.set_based(self.queryset([r.pk]), [r.pk])), per_record)
+            done, errs = self.each(records, self.set_based_one, per_record)
             return done, self.missing(rows, set(pks)) + errs
+
+    def set_based_one(self, record: Model) -> None:
+        """One record the set-based way, its row locked first (in the record's own step:
+        a lock it cannot get fails that record only), so that what is logged before the
+        change is what it changes."""
+        list(self.queryset([record.pk]).select_for_update(**self.lock_kwargs).values_list("pk"))
+        self.logged([record.pk], lambda: self.set_based(self.queryset([record.pk]),
+                                                        [record.pk]))
 
     def update_logged(self, chunk: QuerySet, rows: list[Row]) -> int:
         """Update and log the chunk in one statement; if some of its records were not

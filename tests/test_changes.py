@@ -167,6 +167,30 @@ def test_the_set_based_per_record_fallback_logs_what_another_writer_committed_fi
     assert undo.status == "succeeded" and Label.objects.get(pk=big.pk).rank == 7
 
 
+def test_a_lock_timeout_in_the_set_based_fallback_fails_the_held_record_only():
+    # Before (this session's own regression): the fallback locked the whole chunk in one
+    # statement, timed out on the held row again, and the job failed with 0 done; the
+    # docs promise the lock timeout fails the record, where records fail one by one.
+    free = Label.objects.create(name="free", rank=0)
+    held = Label.objects.create(name="held", rank=0)
+    other = psycopg.connect(conftest.test_database_url())
+    other.execute("UPDATE library_label SET rank = 7 WHERE id = %s", [held.pk])
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '300ms'")
+        job = pgbulk.bulk_update(Label.objects.filter(pk__in=[free.pk, held.pk]),
+                                 {"rank": 5}, run="sync", strategy="queryset", atomic=False)
+    finally:
+        other.rollback()
+        other.close()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    assert (job.status, job.done, job.failed_count) == ("failed", 1, 1), job.message
+    assert [e["pk"] for e in job.errors] == [str(held.pk)]
+    assert "lock timeout" in job.errors[0]["message"]
+    assert logged(job) == {str(free.pk): ({"rank": 0}, {"rank": 5})}
+
+
 def waiting_on_a_lock(marker: str) -> bool:
     """Does a statement of this database containing ``marker`` wait for a lock?"""
     with connection.cursor() as cursor:
