@@ -131,7 +131,8 @@ class BulkHistoryAdminMixin(_AdminBase):
                  "values": can_view_records(request.user, row.job.model),
                  "kind": describe.kind_phrase(row.job)} for row in rows]
             extra["pgbulk_history_limit"] = changes.HISTORY_LIMIT
-            extra["pgbulk_retention_days"] = f"{pgbulk_settings.CHANGE_RETENTION:g}"
+            kept = min(pgbulk_settings.CHANGE_RETENTION, pgbulk_settings.JOB_RETENTION)
+            extra["pgbulk_retention_days"] = f"{kept:g}"  # a log goes with its job at the latest
         return super().history_view(request, object_id, extra)
 
 

@@ -242,7 +242,8 @@ def record_failure(job: Job, error: RecordFailed) -> str:
     """ "Book 3 (key 3) could not be changed: in_print: Archived books cannot be in print." """
     first = error.entries[0]
     model = describe.job_model(job)
-    name = first.get("record") or (capfirst(str(model._meta.verbose_name)) if model else job.model)
+    name = first.get("record") or (capfirst(str(model._meta.verbose_name)) if model
+                                   else "Record")
     verb = {"update": "changed", "delete": "deleted"}.get(job.kind, "processed")
     where = f"{first['field']}: " if first.get("field") else ""
     text = str(first["message"]).strip()

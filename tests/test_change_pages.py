@@ -490,6 +490,10 @@ def test_the_undo_confirmation_predicts_records_that_would_fail(client, editor):
     assert set(Book.objects.filter(pk__in=ids[:2]).values_list("in_print", flat=True)) == {False}
     sampled = undoing.forecast(job, sample_size=1).failures
     assert (sampled["sampled"], sampled["failed"]) == (1, 1)
+    one = publish(ids[2:], editor, in_print=False)
+    publish(ids[2:], editor, status="archived")
+    page = text_of(client.get(f"/pgbulk/jobs/{one.id}/undo/"))
+    assert "The record would fail to be put back:" in page  # not "1 of the 1 records"
 
 
 def test_a_redo_is_named_a_redo_and_undos_are_listed_cleanly(client, editor):
@@ -589,7 +593,8 @@ def test_job_admin_says_why_a_delete_cannot_be_undone(admin_client):
     assert "Deleted records cannot be brought back." in html and "/undo/" not in html
 
 
-def test_a_records_admin_history_lists_the_bulk_jobs_that_changed_it(admin_client, editor):
+def test_a_records_admin_history_lists_the_bulk_jobs_that_changed_it(admin_client, editor,
+                                                                     settings):
     ids = make_books(3)
     first = publish(ids[:2], editor)
     second = publish(ids[:1], editor, price="20.00")
@@ -605,6 +610,9 @@ def test_a_records_admin_history_lists_the_bulk_jobs_that_changed_it(admin_clien
     assert "pgbulk/jobs/" not in untouched.content.decode()
     # Before: "... kept CHANGE_RETENTION days", the setting's name in place of its value.
     assert "No bulk job changed this record in the last 30 days" in text_of(untouched)
+    settings.PGBULK = {**settings.PGBULK, "JOB_RETENTION": 7}  # jobs go first, logs too
+    assert "in the last 7 days" in text_of(admin_client.get(
+        f"/admin/library/book/{ids[2]}/history/"))
     redo = pgbulk.undo(pgbulk.undo(second, run="sync"), run="sync")
     text = text_of(admin_client.get(f"/admin/library/book/{ids[0]}/history/"))
     assert "Redo: set price again on 1 Book (a redo)" in text  # before: "(an undo)"
