@@ -78,6 +78,13 @@ def test_detail_says_who_what_which_records_and_when(client, editor):
     ticked = Job.objects.exclude(pk=job.pk).get()
     page = text_of(client.get(f"/pgbulk/jobs/{ticked.id}/"))
     assert "Records ticked one by one open the list they were ticked in" in page
+    # Before: a chunked job run in the request said "resumable"; the sweep fails such a
+    # job when its process dies (only a worker's job is resumed).
+    chunked = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:1]), {"price": 2},
+                                 run="sync", atomic=False, user=editor)
+    mode = text_of(client.get(f"/pgbulk/jobs/{chunked.id}/"))
+    assert "in chunks (each kept once committed; not resumed if the request dies), in the " \
+           "request" in mode and "resumable" not in mode
 
 
 def test_the_selection_reads_the_lists_filters_in_words():
