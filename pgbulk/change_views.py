@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import urlencode
@@ -141,9 +141,8 @@ def undo_page(request: HttpRequest, job: Job, status: int, *, error: str = "",
 def forecast_in_words(job: Job) -> undoing.Forecast:
     """``undoing.forecast(job)``, its predicted errors naming fields by verbose name."""
     forecast = undoing.forecast(job)
-    model = describe.job_model(job)
-    forecast.failures["errors"] = [{**entry, "field": describe.field_label(model, entry["field"])}
-                                   for entry in forecast.failures["errors"]]
+    forecast.failures["errors"] = describe.entries_in_words(describe.job_model(job),
+                                                            forecast.failures["errors"])
     return forecast
 
 
@@ -151,18 +150,7 @@ def field_labels(job: Job) -> list[str]:
     """The verbose names of the fields an undo of ``job`` puts back."""
     model = describe.job_model(job)
     logged = changes.spec(job)
-    names = [*logged["fields"], *logged["m2m"]]
-    if model is None:
-        return names
-    return [label(model, name) for name in names]
-
-
-def label(model: Any, name: str) -> str:
-    """A logged field's verbose name (its logged name if the model no longer has it)."""
-    try:
-        return str(model._meta.get_field(name).verbose_name)
-    except FieldDoesNotExist:
-        return name
+    return [describe.field_label(model, name) for name in (*logged["fields"], *logged["m2m"])]
 
 
 def conflict_rows(user: Any, conflicts: list[ConflictEntry]) -> list[dict[str, Any]]:

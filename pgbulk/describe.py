@@ -42,6 +42,12 @@ def field_label(model: type[Model] | None, name: str | None) -> str:
     return str(getattr(field, "verbose_name", name))
 
 
+def entries_in_words(model: type[Model] | None, entries: list[Any]) -> list[Any]:
+    """Error entries (``{"pk", "record", "field", "message"}``) with each field by its
+    verbose name, as pages show them (the Python API keeps the names)."""
+    return [{**entry, "field": field_label(model, entry.get("field"))} for entry in entries]
+
+
 def job_model(job: Job) -> type[Model] | None:
     if not job.model:
         return None
@@ -87,13 +93,7 @@ def undo_operation(job: Job) -> str:
     spec = job.params.get("undo_spec") or {}
     names = [*spec.get("fields", []), *spec.get("m2m", [])]
     model = job_model(job)
-    labels = []
-    for name in names:
-        try:
-            field: Any = model._meta.get_field(name) if model else None
-        except FieldDoesNotExist:
-            field = None
-        labels.append(str(field.verbose_name) if field is not None else name)
+    labels = [field_label(model, name) for name in names]
     if job.params.get("redo"):
         return _("Redo: set %(fields)s again") % {"fields": ", ".join(labels)}
     return _("Undo: put back %(fields)s") % {"fields": ", ".join(labels)}

@@ -15,19 +15,18 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, TypedDict
 
-from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, transaction
 from django.db.models import Count, Model, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from pgbulk.conf import pgbulk_settings
-from pgbulk.describe import field_label
+from pgbulk.describe import entries_in_words
 from pgbulk.exceptions import BulkValidationError, ErrorEntry
 from pgbulk.launch import VALIDATIONS
 from pgbulk.models import Job
 from pgbulk.permissions import can_view_records
-from pgbulk.strategies import UpdateOperation, describe, name_of
+from pgbulk.strategies import UpdateOperation, name_of
 from pgbulk.values import clean_values, model_field, split
 
 #: Current values counted one by one per field (the rest is "other").
@@ -242,16 +241,7 @@ class Previewer:
             return {"validation": validation, "sampled": 0, "failed": 0, "errors": []}
         keys = list(self.records.order_by("?").values_list("pk", flat=True)[:size])
         records = list(self.queryset.filter(pk__in=keys).order_by("pk"))
-        errors: list[ErrorEntry] = []
-        failed = 0
-        for record in records:
-            for attname, value in operation.simple.items():
-                setattr(record, attname, value)
-            try:
-                operation.validate(record)
-            except ValidationError as error:
-                failed += 1
-                errors.extend(describe(record.pk, error, record))
+        failed, errors = operation.would_fail((record, operation.simple) for record in records)
         return {"validation": validation, "sampled": len(records), "failed": failed,
                 "errors": errors}
 
@@ -331,9 +321,8 @@ def preview_form(form: Any, queryset: QuerySet, *, fields: list[str], validation
     except BulkValidationError as invalid:
         form.add_validation_errors(invalid.errors)
         return None
-    errors = [{**entry, "field": field_label(queryset.model, entry["field"])}
-              for entry in data["failures"]["errors"]]  # fields in words, as pages say
-    data = {**data, "failures": {**data["failures"], "errors": errors}}  # type: ignore[typeddict-item]
+    errors = entries_in_words(queryset.model, list(data["failures"]["errors"]))
+    data = {**data, "failures": {**data["failures"], "errors": errors}}
     return public_preview(data, can_view_records(user, queryset.model._meta.label))
 
 

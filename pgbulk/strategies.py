@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
@@ -294,6 +294,21 @@ class UpdateOperation(Operation):
             else:
                 getattr(manager, operation)(*keys)
 
+
+    def would_fail(self, changes: Iterable[tuple[Model, dict[str, Any]]]
+                   ) -> tuple[int, list[ErrorEntry]]:
+        """In memory, nothing saved: give each record its new values (by attname) and run
+        this job's per-record validation; (how many would fail, their error entries)."""
+        failed, errors = 0, []
+        for record, values in changes:
+            for attname, value in values.items():
+                setattr(record, attname, value)
+            try:
+                self.validate(record)
+            except ValidationError as error:
+                failed += 1
+                errors.extend(describe(record.pk, error, record))
+        return failed, errors
 
     def validate(self, record: Model) -> None:
         """Per record, what the change can affect (see docs/api.md, "Validation").

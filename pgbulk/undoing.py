@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.apps import apps
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db import connections, transaction
 from django.db.models import F, JSONField, Model
 from django.db.models.expressions import RawSQL
@@ -31,7 +31,6 @@ from pgbulk.launch import DEFAULT_MIN_ASYNC_RECORDS, launch
 from pgbulk.models import Change, Job, Status
 from pgbulk.sqlfiles import query
 from pgbulk.strategies import RECORD_ERRORS, UpdateOperation, name_of
-from pgbulk.strategies import describe as describe_error
 
 
 def floats(value: Any) -> Any:
@@ -198,20 +197,10 @@ def predicted_failures(job: Job, size: int) -> dict[str, Any]:
     keys = list(logged_records(job, model).order_by("?").values_list("pk", flat=True)[:size])
     plan = operation.reader.plan(job.id, model._base_manager.using(using).filter(pk__in=keys))
     records = model._base_manager.using(using).in_bulk([pk for pk, *_ in plan])
-    sampled, errors = 0, []
-    for pk, _key, before, _after, same, _now in plan:
-        if not same or pk not in records:
-            continue
-        sampled += 1
-        record = records[pk]
-        for attname in operation.fields:
-            setattr(record, attname, operation.value(attname, before[attname]))
-        try:
-            operation.validate(record)
-        except ValidationError as error:
-            errors.append(describe_error(pk, error, record))
-    entries = [entry for found in errors for entry in found]
-    return {"sampled": sampled, "failed": len(errors), "errors": entries[:5]}
+    put_back = [(records[pk], {a: operation.value(a, before[a]) for a in operation.fields})
+                for pk, _key, before, _after, same, _now in plan if same and pk in records]
+    failed, errors = operation.would_fail(put_back)
+    return {"sampled": len(put_back), "failed": failed, "errors": errors[:5]}
 
 
 class UndoOperation(UpdateOperation):
