@@ -246,9 +246,13 @@ def record_failure(job: Job, error: RecordFailed) -> str:
                                    else "Record")
     verb = {"update": "changed", "delete": "deleted"}.get(job.kind, "processed")
     where = f"{first['field']}: " if first.get("field") else ""
-    text = str(first["message"]).strip()
-    end = "" if text.endswith((".", "!", "?")) else "."
-    return f"{name} (key {first['pk']}) could not be {verb}: {where}{text}{end}"
+    return f"{name} (key {first['pk']}) could not be {verb}: {where}{sentence(first['message'])}"
+
+
+def sentence(text: object) -> str:
+    """``text`` as a sentence: stripped, ending with a full stop unless it has one."""
+    text = str(text).strip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
 def connection_lost(error: BaseException, using: str) -> bool:
@@ -270,4 +274,5 @@ def failure_message(handle: JobHandle, error: BaseException) -> str:
         return f"{record_failure(job, error)}{suffix}"
     suffix = " Nothing was changed." if handle.atomic else (
         f" {job.done:,} of {job.total:,} records were changed before it stopped.")
-    return f"{type(error).__name__}: {error}{suffix}"
+    text = str(error).strip()
+    return f"{type(error).__name__}{': ' + sentence(text) if text else '.'}{suffix}"

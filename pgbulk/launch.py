@@ -42,7 +42,7 @@ def bulk_update(
     manager: str | None = None,
     context: dict[str, Any] | None = None,
 ) -> Job:
-    """Set ``values`` on every record of ``queryset``; see DESIGN.md for the options.
+    """Set ``values`` on every record of ``queryset``; the options are in docs/api.md.
 
     ``fields`` limits which fields may be changed (the view's ``bulk_fields``);
     ``manager`` is the dotted path of the AsyncManager that hears the job's events;
@@ -125,7 +125,7 @@ def launch(
         )
         if queryset is not None:
             job.total = locks.reserve(job.id, queryset, using=using, exclusive=conflict_checking,
-                                      span=chunk_size or pgbulk_settings.CHUNK_SIZE)
+                                      span=locks.span_for(chunk_size or pgbulk_settings.CHUNK_SIZE))
         if not job.total and kind != "task":
             raise BulkValidationError({"__all__": ["No records are selected."]})
         job.run_mode = run_mode(run, job.total, min_async_records)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import EmptyResultSet, ImproperlyConfigured
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Model, QuerySet
 
@@ -54,6 +54,15 @@ def selection_sql(queryset: QuerySet) -> tuple[str, list[Any]]:
 #: Most consecutive integer keys one reservation row holds (a "span"); the bound
 #: every overlap check relies on.
 MAX_SPAN = 100
+
+
+
+def span_for(chunk_size: int) -> int:
+    """The longest span (at most MAX_SPAN) that divides ``chunk_size``: chunks are cut at
+    reservation rows, so they then hold exactly ``chunk_size`` records."""
+    size = max(int(chunk_size), 1)
+    return next(d for d in range(min(size, MAX_SPAN), 0, -1) if size % d == 0)
+
 
 INTEGER_KEYS = {"AutoField", "BigAutoField", "SmallAutoField", "IntegerField",
                 "BigIntegerField", "SmallIntegerField", "PositiveIntegerField",
@@ -109,7 +118,10 @@ def reserve(
     check_lockable(queryset.model)
     label = lock_label(queryset.model)
     spans = integer_keyed(queryset.model)
-    sel_sql, sel_params = selection_sql(queryset)
+    try:
+        sel_sql, sel_params = selection_sql(queryset)
+    except EmptyResultSet:  # Django knows it selects nothing: none(), pk__in=[]
+        return 0
     if not is_target:
         sel_sql, sel_params = _not_yet_held(job_id, label, sel_sql, sel_params, spans)
     with connections[using].cursor() as cursor:

@@ -43,20 +43,25 @@ class AsyncManager:
         conflict_checking: bool = True,
         context: dict[str, Any] | None = None,
         parallel: int | None = None,
+        chunk_size: int | None = None,
         **kwargs: Any,
     ) -> Job:
         """Launch a job task; ``lock`` (a queryset, or ``(Model, pks)``) is reserved in the
         same transaction as the job and its queued task, or the launch is refused whole
         with ConflictError. ``args`` and ``kwargs`` must be JSON-serializable;
-        ``context`` (JSON) describes the job for its pages, e.g. ``{"label": ...}``."""
+        ``context`` (JSON) describes the job for its pages, e.g. ``{"label": ...}``;
+        ``chunk_size`` is what ``job.chunks()`` yields (CHUNK_SIZE by default)."""
         from pgbulk import launch as launching
         from pgbulk.job_tasks import REGISTRY
 
         spec = REGISTRY.get(task) if isinstance(task, str) else task
         if spec is None or getattr(spec, "name", None) not in REGISTRY:
             raise TypeError(f"{task!r} is not a job task (decorate it with @pgbulk.job_task)")
-        params = {"args": list(args), "kwargs": kwargs, "context": context or {},
-                  "manager": f"{type(self).__module__}.{type(self).__qualname__}"}
+        params: dict[str, Any] = {
+            "args": list(args), "kwargs": kwargs, "context": context or {},
+            "manager": f"{type(self).__module__}.{type(self).__qualname__}"}
+        if chunk_size is not None:
+            params["chunk_size"] = positive_size(chunk_size)
         try:
             json.dumps(params)
         except TypeError as error:
@@ -64,7 +69,7 @@ class AsyncManager:
         return launching.launch(
             "task", spec.name, lock_queryset(lock), params, user=user, run=run,
             atomic=spec.atomic if atomic is None else atomic, parallel=parallel,
-            conflict_checking=conflict_checking, min_async_records=0,
+            conflict_checking=conflict_checking, min_async_records=0, chunk_size=chunk_size,
         )
 
     def validate_async_system(self) -> list[str]:
@@ -78,6 +83,13 @@ class AsyncManager:
         """The pgbulk URLs, to add once to the project's urlpatterns
         (``urlpatterns += AsyncManager.get_urlpatterns()``)."""
         return [path("pgbulk/", include("pgbulk.urls"))]
+
+
+def positive_size(value: Any) -> int:
+    """A chunk size given at launch: a whole number of at least 1 (else ValueError)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"chunk_size must be a whole number of at least 1, not {value!r}")
+    return value
 
 
 def lock_queryset(lock: Lock) -> QuerySet | None:

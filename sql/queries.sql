@@ -25,26 +25,26 @@ FROM (SELECT DISTINCT q.pk FROM ({selection}) AS q(pk)) AS s;
 
 -- name: reserve_spans
 -- Reserve every record of a selection with integer keys for a job: runs of
--- consecutive keys (gaps and islands), cut into spans of at most N keys, one row
--- each, numbered by the ordinal of their first record.
+-- consecutive keys (gaps and islands), cut into spans of at most N keys that never
+-- cross a multiple of N in the selection's order (so chunks of a multiple of N
+-- records, which are cut at rows, hold exactly that many), one row each, numbered
+-- by the ordinal of their first record.
 -- params: job_id, seq offset, model, is_target, exclusive, N, then the selection's.
 WITH args AS (
     SELECT %s::uuid AS job_id, %s::bigint AS base, %s::text AS model, %s::boolean AS is_target,
            %s::boolean AS exclusive, %s::bigint AS piece
 ), keys AS (
-    SELECT DISTINCT q.pk::bigint AS k FROM ({selection}) AS q(pk)
-), islands AS (
-    SELECT min(k) AS lo, max(k) AS hi
-    FROM (SELECT k, k - row_number() OVER (ORDER BY k) AS island FROM keys) AS x
-    GROUP BY island
+    SELECT k, row_number() OVER (ORDER BY k) AS n
+    FROM (SELECT DISTINCT q.pk::bigint AS k FROM ({selection}) AS q(pk)) AS d
 ), spans AS (
-    SELECT i.lo + g * a.piece AS lo, least(i.hi - i.lo - g * a.piece + 1, a.piece) AS span
-    FROM islands i CROSS JOIN args a, generate_series(0, (i.hi - i.lo) / a.piece) AS g
+    SELECT min(k.k) AS lo, count(*) AS span, min(k.n) AS first
+    FROM keys k CROSS JOIN args a
+    GROUP BY k.k - k.n, (k.n - 1) / a.piece
 )
 INSERT INTO pgbulk_reservation
     (job_id, seq, model, object_pk, key_lo, span, is_target, exclusive, created_at)
-SELECT a.job_id, a.base + sum(s.span) OVER (ORDER BY s.lo) - s.span + 1, a.model, s.lo::text,
-       s.lo, s.span, a.is_target, a.exclusive, now()
+SELECT a.job_id, a.base + s.first, a.model, s.lo::text, s.lo, s.span, a.is_target,
+       a.exclusive, now()
 FROM spans s CROSS JOIN args a;
 
 -- name: reserved_since

@@ -43,7 +43,8 @@ def test_a_failing_task_is_reported_as_failure_and_releases_its_locks(worker):
     job = AsyncManager().launch(failing_task, after=100, lock=(Book, ids))
     job.wait(30)
     assert job.status == "failed"
-    assert "pricing service unavailable after 100 books" in job.message
+    assert job.message == ("RuntimeError: pricing service unavailable after 100 books. "
+                           "Nothing was changed.")  # it lacked the full stop
     assert reservation_count() == 0
 
 
@@ -132,3 +133,48 @@ def test_a_chunked_task_counting_outside_chunks_ends_with_those_counts(worker):
     job.wait(30)
     assert (job.status, job.done, job.failed_count) == ("failed", 2, 1), job.message
     assert job.record_errors.get().record == "Thing X"
+
+
+@pytest.mark.django_db
+def test_chunks_hold_the_records_asked_for_whatever_the_gaps_in_the_keys(settings):
+    """Chunks are cut at reservation rows, and a row could cross the chunk boundary: with
+    CHUNK_SIZE 150, 250 books came in chunks of 200 and 50; with gaps in the keys and
+    CHUNK_SIZE 40, chunks of more than 40."""
+    from testproject.library.tasks import chunk_sizes
+
+    ids = make_books(280, genre=False)
+    settings.PGBULK = {"CHUNK_SIZE": 150}
+    job = AsyncManager().launch(chunk_sizes, lock=(Book, ids[:250]), run="sync")
+    assert (job.status, job.message) == ("succeeded", "chunks: 150, 100")
+    settings.PGBULK = {"CHUNK_SIZE": 40}
+    gapped = [pk for i, pk in enumerate(ids) if i % 7 != 3]  # 240 keys in runs of 7
+    job = AsyncManager().launch(chunk_sizes, lock=(Book, gapped), run="sync")
+    assert (job.status, job.message) == ("succeeded", "chunks: " + ", ".join(["40"] * 6))
+
+
+@pytest.mark.django_db
+def test_a_task_launched_with_a_chunk_size_walks_chunks_of_that_size():
+    from testproject.library.tasks import chunk_sizes
+
+    ids = make_books(25, genre=False)
+    job = AsyncManager().launch(chunk_sizes, lock=(Book, ids), run="sync", chunk_size=10)
+    assert (job.status, job.message) == ("succeeded", "chunks: 10, 10, 5")
+    for bad in (0, -3, 2.5, "10", True):
+        with pytest.raises(ValueError, match="chunk_size must be a whole number"):
+            AsyncManager().launch(chunk_sizes, lock=(Book, ids), run="sync", chunk_size=bad)
+    assert Job.objects.count() == 1 and reservation_count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("selection", [Book.objects.none, lambda: Book.objects.filter(pk__in=[])])
+def test_a_selection_django_knows_is_empty_is_refused_like_any_empty_one(selection):
+    """It raised Django's EmptyResultSet from the launch (the reservation's SQL)."""
+    from testproject.library.tasks import chunk_sizes
+
+    for launch in (lambda: pgbulk.bulk_update(selection(), {"price": 1}, run="sync"),
+                   lambda: pgbulk.bulk_delete(selection(), run="sync")):
+        with pytest.raises(pgbulk.BulkValidationError, match="No records are selected"):
+            launch()
+    assert Job.objects.count() == 0
+    job = AsyncManager().launch(chunk_sizes, lock=selection(), run="sync")
+    assert (job.status, job.total, job.message) == ("succeeded", 0, "chunks: ")

@@ -88,3 +88,9 @@ def counts_outside_chunks(job: pgbulk.JobHandle) -> None:
     job.set_total(3)
     job.fail_records([{"pk": "x", "record": "Thing X", "field": None, "message": "bad"}])
     job.advance(2)
+
+
+@pgbulk.job_task(atomic=False)
+def chunk_sizes(job: pgbulk.JobHandle, size: int | None = None) -> str:
+    """Walk the locked books and say how many records each chunk held."""
+    return "chunks: " + ", ".join(str(len(chunk)) for chunk in job.chunks(size))
