@@ -272,7 +272,9 @@ def test_cleanup_command_says_what_the_sweep_did_or_that_another_one_runs(settin
         other.execute("SELECT pg_advisory_xact_lock(pgbulk_model_lock_key('pgbulk.sweep'))")
         assert call_command_output("pgbulk_cleanup") == "Another sweep is running; nothing done.\n"
     dry = call_command_output("pgbulk_cleanup", "--dry-run")
-    assert dry.startswith("0 job(s) would be resumed, 1 failed, 0 flagged as stuck; 25 ")
+    assert dry.startswith("0 job(s) would be resumed, 1 failed, 0 cancelled, 0 flagged as "
+                          "stuck; 25 reservation(s) released; ")  # it left cancelled out
+    assert dry.endswith(" change log row(s) deleted.\n" + f"  failed: {job.id}\n")
     assert f"  failed: {job.id}" in dry and Job.objects.get(pk=job.pk).status == "running"
     assert f"  failed: {job.id}" in call_command_output("pgbulk_cleanup")
     assert Job.objects.get(pk=job.pk).status == "failed"

@@ -28,11 +28,12 @@ class Command(BaseCommand):
         verb = "would be" if dry_run else "were"
         self.stdout.write(
             f"{len(report['resumed'])} job(s) {verb} resumed, {len(report['failed'])} failed, "
-            f"{len(report['flagged'])} flagged as stuck; {report['released']} reservation(s) "
-            f"released; {report['deleted_progress']} progress row(s) and "
-            f"{report['deleted_jobs']} old job(s) deleted."
+            f"{len(report['cancelled'])} cancelled, {len(report['flagged'])} flagged as stuck; "
+            f"{report['released']} reservation(s) released; {report['deleted_progress']} "
+            f"progress row(s), {report['deleted_jobs']} old job(s) and "
+            f"{report['purged_changes']} change log row(s) deleted."
         )
-        for key in ("resumed", "failed", "flagged"):
+        for key in ("resumed", "failed", "cancelled", "flagged"):
             for job_id in report[key]:
                 self.stdout.write(f"  {key}: {job_id}")
 
