@@ -82,20 +82,11 @@ STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT", str(BASE_DIR.parent / "artifa
 SERVE_STATIC = os.environ.get("DJANGO_SERVE_STATIC", "0") == "1"
 LOGIN_URL = "/admin/login/"
 
-def env_value(raw: str, default):
-    """An environment string read as the type of the setting's default."""
-    if isinstance(default, bool):
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    if isinstance(default, dict):
-        return raw  # JSON text, read by pgbulk's settings
-    return type(default)(raw)
-
-
-# Every PGBULK knob can be set from the environment as PGBULK_<NAME> (old names too).
+# Every PGBULK knob can be set from the environment as PGBULK_<NAME> (old names too),
+# as text: pgbulk reads it as the setting's type, or says what is wrong (check E005).
 PGBULK = {
-    name: env_value(os.environ[f"PGBULK_{name}"], default)
-    for name, default in [*PGBULK_DEFAULTS.items(),
-                          *((old, PGBULK_DEFAULTS[new]) for old, new in PGBULK_RENAMED.items())]
+    name: os.environ[f"PGBULK_{name}"]
+    for name in [*PGBULK_DEFAULTS, *PGBULK_RENAMED]
     if f"PGBULK_{name}" in os.environ
 }
 PGBULK.setdefault("ASYNC_ENABLED", True)

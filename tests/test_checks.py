@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -180,3 +181,21 @@ def test_a_launch_in_a_repeatable_read_transaction_is_refused():
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 2}, run="sync")
     assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(("variable", "said"), [
+    ("PGBULK_CHUNK_SIZE=abc", "(pgbulk.E005) PGBULK['CHUNK_SIZE'] must be a whole number, not 'abc'."),
+    ("PGBULK_ASYNC_ENABLED=maybe", "(pgbulk.E005) PGBULK['ASYNC_ENABLED'] must be True or False"),
+    ("PGBULK_JOB_RETENTION=0.5", "System check identified no issues"),
+])
+def test_the_sample_project_reads_pgbulk_settings_from_the_environment_as_pgbulk_does(
+        variable, said):
+    """Its settings converted the text itself: 'abc' and '0.5' crashed the settings with a
+    ValueError, 'maybe' silently meant False."""
+    name, value = variable.split("=")
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--tag", "pgbulk"],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=60,
+        env={**os.environ, name: value, "DJANGO_SETTINGS_MODULE": "testproject.settings"})
+    assert said in done.stdout + done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import yaml
 from django.core.management import get_commands
+from django.test import override_settings
 
-from pgbulk.conf import DEFAULTS
+from pgbulk.conf import DEFAULTS, pgbulk_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
@@ -95,7 +96,8 @@ def test_settings_read_every_knob_from_the_environment(monkeypatch):
     monkeypatch.setenv("PGBULK_ASYNC_ENABLED", "false")
     reloaded = importlib.reload(project_settings)
     try:
-        assert reloaded.PGBULK["CHUNK_SIZE"] == 77 and reloaded.PGBULK["ASYNC_ENABLED"] is False
+        with override_settings(PGBULK=reloaded.PGBULK):  # text, read by pgbulk as typed
+            assert pgbulk_settings.CHUNK_SIZE == 77 and pgbulk_settings.ASYNC_ENABLED is False
     finally:
         monkeypatch.undo()
         importlib.reload(project_settings)
