@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -57,11 +58,13 @@ def filtered(request: HttpRequest) -> tuple[Any, dict[str, str]]:
         jobs = jobs.filter(Q(finished_at__isnull=True) | Q(finished_at__gte=recent))
     else:
         chosen["status"] = ""
-    if chosen["model"]:
+    if chosen["model"] and "\x00" not in chosen["model"]:  # PostgreSQL text has no NUL
         jobs = jobs.filter(model=chosen["model"])
+    else:
+        chosen["model"] = ""
     if chosen["owner"] == "me":
         jobs = jobs.filter(user=user)
-    elif chosen["owner"].isdigit():
+    elif re.fullmatch(r"[0-9]{1,18}", chosen["owner"]):  # not "²": isdigit() says yes
         jobs = jobs.filter(user_id=int(chosen["owner"]))
     else:
         chosen["owner"] = ""

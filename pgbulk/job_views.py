@@ -11,7 +11,13 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -127,8 +133,9 @@ def job_cancel(request: HttpRequest, job_id) -> HttpResponse:
     if htmx(request):
         return render_progress(request, job, variant_of(request))
     target = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-        return redirect(target)
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()},
+                                                  request.is_secure()):
+        return HttpResponseRedirect(target)  # a URL, never a view name to reverse
     return redirect("pgbulk:job-detail", job_id=job.id)
 
 

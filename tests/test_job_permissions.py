@@ -189,3 +189,15 @@ def test_a_failure_message_quoting_a_record_is_hidden_from_who_may_not_view_reco
     assert "Secret" not in str(seen) and seen["errors"] == []
     page = client.get(f"/pgbulk/jobs/{job.id}/").content.decode()
     assert "Secret title" not in page
+
+
+@pytest.mark.parametrize(("target", "lands_on"), [
+    ("/pgbulk/jobs/?status=active", "/pgbulk/jobs/?status=active"),
+    ("books", "books"),  # a relative URL: it was reversed as a view name (a 500)
+    ("pgbulk:job-list", None),  # a scheme, not a view name
+    ("https://evil.example/", None), ("//evil.example/", None), ("", None)])
+def test_cancel_goes_back_to_a_local_url_as_given(client, people, job, target, lands_on):
+    client.force_login(people["owner"])
+    response = client.post(f"/pgbulk/jobs/{job.id}/cancel/", {"next": target})
+    assert response.status_code == 302
+    assert response["Location"] == (lands_on or f"/pgbulk/jobs/{job.id}/")
