@@ -56,6 +56,7 @@ class BulkEditMixin(_ListViewBase):
     async_manager_config: dict | None = None
     #: Job tasks offered on the selection: {key: (button label, job task or its name)}.
     bulk_tasks: dict[str, tuple[str, Any]] = {}
+    bulk_excluded: int = 0  # per request: the excluded records the filters matched
 
     request: HttpRequest
 
@@ -212,7 +213,7 @@ class BulkEditMixin(_ListViewBase):
         return {"source": "list", "list_url": self.request.path,
                 "filters": post.get("bulk_querystring", ""), "select_all": select_all,
                 "selected": count,
-                "excluded": len(self.bulk_keys(post.getlist("exclude"))) if select_all else 0}
+                "excluded": self.bulk_excluded if select_all else 0}
 
     def bulk_selection(self) -> QuerySet:
         """The selected records, through ``get_queryset()`` with the list's filters."""
@@ -222,6 +223,8 @@ class BulkEditMixin(_ListViewBase):
         if post.get("select_all") == "1":
             excluded = self.bulk_keys(post.getlist("exclude"))
             selection = queryset.exclude(pk__in=excluded) if excluded else queryset
+            # the excluded records the filters did match (others were never selected)
+            self.bulk_excluded = queryset.filter(pk__in=excluded).count() if excluded else 0
             if not selection.exists():
                 raise SelectionError(_("No records match the current filters."))
             return selection

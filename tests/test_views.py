@@ -83,6 +83,29 @@ def test_select_all_matching_with_filters_and_exclusions(client, editor):
     job = Job.objects.get()
     assert job.total == 24 and job.run_mode == "async" and job.status == "queued"
     assert b"hx-get" in response.content and b"/progress/" in response.content
+    assert job.params["context"]["excluded"] == 1
+
+
+def test_excluded_records_the_filters_never_matched_are_not_counted(client, editor):
+    """The job's Selection said "3 excluded" for keys that were not in the list at all."""
+    ids = make_books(6)
+    Book.objects.filter(pk__in=ids[:2]).update(status="published")
+    post(client, {"bulk_action": "edit", "select_all": "1", "bulk_querystring": "status=draft",
+                  "exclude": [ids[0], ids[5], 999_999], "change_price": "on", "price": "3"})
+    job = Job.objects.get()
+    assert (job.total, job.params["context"]["excluded"]) == (3, 1)
+
+
+@pytest.mark.parametrize("odd", ["q=%00", "author=%C2%B2", "author=99999999999999999999"])
+def test_the_sample_list_ignores_filters_postgresql_cannot_take(client, editor, odd):
+    """A NUL in the search and a superscript digit as author were 500s, on the list and on
+    every bulk action through its filters."""
+    ids = make_books(3)
+    assert client.get(f"/?{odd}").status_code == 200
+    response = post(client, {"bulk_action": "preview", "select_all": "1",
+                             "bulk_querystring": odd, "change_price": "on", "price": "3"})
+    assert response.status_code == 200, response.content[:300]
+    assert not Job.objects.exists() and len(ids) == 3
 
 
 def test_m2m_and_fk_widgets_are_built_from_bulk_fields(client, editor):

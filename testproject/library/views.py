@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.db.models import Q
 from django.views.generic import ListView
@@ -27,10 +29,10 @@ class BookListView(LoginRequiredMixin, BulkEditMixin, ListView):
         params = self.request.GET
         if params.get("status") in Book.Status.values:
             books = books.filter(status=params["status"])
-        if params.get("author", "").isdigit():
+        if re.fullmatch(r"[0-9]{1,18}", params.get("author", "")):  # not "²" (isdigit)
             books = books.filter(author_id=int(params["author"]))
-        if params.get("q"):
-            books = books.filter(Q(title__icontains=params["q"]) | Q(isbn__icontains=params["q"]))
+        if text := params.get("q", "").replace("\x00", ""):  # PostgreSQL text has no NUL
+            books = books.filter(Q(title__icontains=text) | Q(isbn__icontains=text))
         return books
 
     def get_context_data(self, **kwargs):
