@@ -190,9 +190,12 @@ def done_word(job: Job) -> str:
 
 def unchanged(handle: JobHandle) -> str:
     """" 12 needed no change." for an update job whose change log is kept (the
-    records it wrote that it did not log: their logged values did not change)."""
+    records it wrote that it did not log: their logged values did not change). Not
+    said when fields are left out of the log: a record may have changed in those."""
     job = handle.job
     if job.kind != "update" or job.change_log != "kept" or job.undo_of_id or not job.done:
+        return ""
+    if (job.params.get("change_log") or {}).get("excluded"):
         return ""
     logged = Change.objects.using(handle.using).filter(job_id=job.id).count()
     count = job.done - logged

@@ -239,13 +239,19 @@ def make_author() -> int:
     return Author.objects.create(name="E author").pk
 
 
-def test_excluded_fields_are_not_logged_and_the_log_can_be_turned_off(settings):
+def test_excluded_fields_are_not_logged_and_the_log_can_be_turned_off(settings, admin_client):
     ids = make_books(3)
     settings.PGBULK = {**settings.PGBULK, "CHANGE_LOG_EXCLUDE": {"library.Book": ["price"]}}
     job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 2, "title": "T"},
                              run="sync")
     assert [after for _, after in logged(job).values()] == [{"title": "T"}] * 3
     assert job.params["change_log"]["excluded"] == ["price"]
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 5, "title": "T"},
+                             run="sync")  # prices changed, logged titles did not
+    assert Book.objects.filter(pk__in=ids, price=5).count() == 3
+    assert job.message == "Updated 3 of 3 records."  # it said "no record changed"
+    page = admin_client.get(f"/pgbulk/jobs/{job.id}/").content.decode()
+    assert "No logged field changed." in page and "No record changed." not in page
     with pytest.raises(pgbulk.BulkValidationError, match="leaves out price"):
         pgbulk.undo(job)
     settings.PGBULK = {**settings.PGBULK, "RECORD_CHANGES": False}
