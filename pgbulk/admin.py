@@ -27,7 +27,13 @@ from pgbulk.conf import pgbulk_settings
 from pgbulk.forms import BulkEditForm
 from pgbulk.job_views import progress_context
 from pgbulk.models import Job
-from pgbulk.permissions import can_see, can_view_records, get_visible_job, visible_jobs
+from pgbulk.permissions import (
+    can_see,
+    can_view_records,
+    get_visible_job,
+    public_message,
+    visible_jobs,
+)
 from pgbulk.previews import preview_form
 
 #: Errors the admin pages list before linking to the job's page.
@@ -49,7 +55,6 @@ class JobAdmin(admin.ModelAdmin):
 
     list_display = ["summary", "status_text", "user", "created_at", "finished_at"]
     list_filter = ["status", "kind", "model"]
-    search_fields = ["id", "model", "message"]
     # Every column but the raw error summary (errors show below, to those who may read them).
     # The undone job by what it did, not by Job.__str__ ("update library.Book (...)").
     readonly_fields = [f.name if f.name != "undo_of" else "undoes"
@@ -71,6 +76,25 @@ class JobAdmin(admin.ModelAdmin):
         if undone is None:
             return "-"
         return f"{describe.summary(undone)} ({undone.get_status_display().lower()})"
+
+    @admin.display(description=gettext_lazy("message"))
+    def public_message(self, job: Job) -> str:
+        return public_message(job, job.message, readable=False)
+
+    def get_fields(self, request: HttpRequest, obj: Job | None = None) -> Any:
+        """The message as the job pages show it: one that may quote a failing record only
+        to a user who may read the job's records."""
+        hide = obj is not None and not can_view_records(request.user, obj.model)
+        return [("public_message" if hide and name == "message" else name)
+                for name in self.readonly_fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> Any:
+        return self.get_fields(request, obj)
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        """Messages quote failing records: only a superuser (who may read them all) searches
+        them."""
+        return ["id", "model", *(["message"] if request.user.is_superuser else [])]
 
     @admin.display(description=gettext_lazy("status"), ordering="status")
     def status_text(self, job: Job) -> str:

@@ -71,7 +71,11 @@ def public_progress(data: dict[str, Any], job: Job, readable: bool) -> dict[str,
     no per-record errors, and no message that quotes a failing record."""
     if readable:
         return data
-    quotes_a_record = job.status == "failed" and (job.failed_count or job.errors)
-    return {**data, "errors": [],
-            "message": _("Records failed; you may not see them.") if quotes_a_record
-            else data["message"]}
+    return {**data, "errors": [], "message": public_message(job, data["message"], readable)}
+
+
+def public_message(job: Job, message: str, readable: bool) -> str:
+    """``message``, unless it may quote a failing record to a user who may not read it."""
+    if not readable and job.status == "failed" and (job.failed_count or job.errors):
+        return _("Records failed; you may not see them.")
+    return message

@@ -189,6 +189,16 @@ def test_a_failure_message_quoting_a_record_is_hidden_from_who_may_not_view_reco
     assert "Secret" not in str(seen) and seen["errors"] == []
     page = client.get(f"/pgbulk/jobs/{job.id}/").content.decode()
     assert "Secret title" not in page
+    # the Job admin showed it, and its search found jobs by it
+    viewer = user("job-viewer", "pgbulk.view_job", staff=True)
+    client.force_login(viewer)
+    admin_page = client.get(f"/admin/pgbulk/job/{job.id}/change/").content.decode()
+    assert "Records failed; you may not see them." in admin_page
+    assert "Secret" not in admin_page
+    assert str(job.id) not in client.get("/admin/pgbulk/job/?q=Secret").content.decode()
+    reader = user("book-reader", "pgbulk.view_job", "library.view_book", staff=True)
+    client.force_login(reader)
+    assert "Secret title" in client.get(f"/admin/pgbulk/job/{job.id}/change/").content.decode()
 
 
 @pytest.mark.parametrize(("target", "lands_on"), [
