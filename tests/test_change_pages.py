@@ -313,6 +313,9 @@ def test_undo_that_would_skip_every_record_offers_no_confirm_button(client, edit
             "undo leaves such records as they are.") in text
     assert "pgbulk-undo-confirm" not in response.content.decode()
     assert "Put back the values" not in text
+    refused = client.post(f"/pgbulk/jobs/{job.id}/undo/")  # it launched an undo of nothing
+    assert refused.status_code == 400 and "Nothing to put back" in text_of(refused)
+    assert not Job.objects.filter(undo_of=job).exists()
 
 
 def test_links_name_but_do_not_link_jobs_the_viewer_may_not_see(client, editor):
