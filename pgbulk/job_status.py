@@ -133,6 +133,8 @@ def running_text(job: Job, progress: dict[str, Any], parts: list[str]) -> tuple[
     if not progress.get("progress_known"):
         parts.append(_("live progress unknown (rebuilding after a restart)"))
         return job.get_status_display(), "running"
+    if job.params.get("atomic", True):  # the count so far is not committed
+        parts.append(_("all or nothing: kept only if the job succeeds"))
     if progress.get("rate"):
         parts.append(_("%(rate)s records/s") % {"rate": number(round(progress["rate"]))})
     if progress.get("eta_seconds") is not None and round(progress["eta_seconds"]) < 1:

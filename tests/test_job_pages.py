@@ -260,6 +260,21 @@ def test_a_job_about_to_end_says_almost_done_not_0_s_left():
     assert "about 2 s left" in job_status(job, {**snapshot, "eta_seconds": 2.2}).figures
 
 
+def test_a_running_all_or_nothing_job_says_its_count_is_not_kept_yet():
+    """It read "Updated 297 of 335" and then ended "Updated 0 of 335" on a failure."""
+    snapshot = {"status": "running", "done": 297, "failed_count": 0, "total": 335,
+                "rate": 50.0, "eta_seconds": 0.8, "progress_known": True,
+                "worker_lost": False, "queue_position": None}
+    atomic = Job(kind="update", model="library.Book", status="running", total=335,
+                 params={"atomic": True})
+    figures = job_status(atomic, snapshot).figures
+    assert figures.startswith("Updated 297 of 335 · all or nothing: kept only if the job "
+                              "succeeds")
+    chunked = Job(kind="update", model="library.Book", status="running", total=335,
+                  params={"atomic": False})
+    assert "all or nothing" not in job_status(chunked, snapshot).figures
+
+
 @pytest.mark.parametrize(("atomic", "status", "says"), [
     (False, "queued", "Worker lost after 10 of 25 records; resuming where it stopped"),
     (True, "failed", "The worker running this job was lost; its changes were rolled back: "
