@@ -15,6 +15,7 @@ Bulk update and bulk delete are two such tasks (pgbulk/tasks.py).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -89,6 +90,12 @@ class ExpectedFailures(logging.Filter):
         return True
 
 
+#: The keywords AsyncManager().launch() takes itself (a task's own parameters cannot
+#: have these names).
+LAUNCH_KEYWORDS = frozenset({"lock", "user", "run", "atomic", "conflict_checking", "context",
+                             "parallel", "chunk_size"})
+
+
 def job_task(func: Callable | None = None, *, name: str | None = None, atomic: bool = True,
              queue: str | None = None):
     """Make ``func(job, *args, **kwargs)`` a pgbulk job task (a Procrastinate task underneath).
@@ -104,6 +111,12 @@ def job_task(func: Callable | None = None, *, name: str | None = None, atomic: b
         from procrastinate.contrib.django import app
 
         task_name = name or f"{body.__module__}.{body.__qualname__}"
+        taken = LAUNCH_KEYWORDS.intersection(inspect.signature(body).parameters)
+        if taken:
+            raise TypeError(
+                f"job task {task_name}: a parameter may not be named {min(taken)!r}: "
+                "AsyncManager().launch() takes that keyword itself, so the task would "
+                "never receive it")
 
         def run(context, job_id: str, runner: int = 0) -> None:
             run_in_worker(context, job_id, runner)

@@ -133,9 +133,9 @@ def job_cancel(request: HttpRequest, job_id) -> HttpResponse:
     if htmx(request):
         return render_progress(request, job, variant_of(request))
     target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()},
-                                                  request.is_secure()):
-        return HttpResponseRedirect(target)  # a URL, never a view name to reverse
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
+            target, {request.get_host()}, request.is_secure()):
+        return HttpResponseRedirect(target)  # a path, never a view name to reverse
     return redirect("pgbulk:job-detail", job_id=job.id)
 
 

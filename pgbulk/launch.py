@@ -125,7 +125,7 @@ def launch(
         )
         if queryset is not None:
             job.total = locks.reserve(job.id, queryset, using=using, exclusive=conflict_checking,
-                                      span=locks.span_for(chunk_size or pgbulk_settings.CHUNK_SIZE))
+                                      chunk_size=chunk_size or pgbulk_settings.CHUNK_SIZE)
         if not job.total and kind != "task":
             raise BulkValidationError({"__all__": ["No records are selected."]})
         job.run_mode = run_mode(run, job.total, min_async_records)

@@ -57,13 +57,6 @@ MAX_SPAN = 100
 
 
 
-def span_for(chunk_size: int) -> int:
-    """The longest span (at most MAX_SPAN) that divides ``chunk_size``: chunks are cut at
-    reservation rows, so they then hold exactly ``chunk_size`` records."""
-    size = max(int(chunk_size), 1)
-    return next(d for d in range(min(size, MAX_SPAN), 0, -1) if size % d == 0)
-
-
 INTEGER_KEYS = {"AutoField", "BigAutoField", "SmallAutoField", "IntegerField",
                 "BigIntegerField", "SmallIntegerField", "PositiveIntegerField",
                 "PositiveBigIntegerField", "PositiveSmallIntegerField"}
@@ -105,12 +98,13 @@ def reserve(
     using: str = "default",
     exclusive: bool = True,
     is_target: bool = True,
-    span: int = MAX_SPAN,
+    chunk_size: int | None = None,
 ) -> int:
     """Reserve every record of ``queryset`` for ``job_id``; return how many.
 
-    Integer keys are reserved as spans of up to ``span`` (at most MAX_SPAN)
-    consecutive selected keys, one row each; other keys one row each. Rows are
+    Integer keys are reserved as spans of up to MAX_SPAN consecutive selected keys,
+    one row each, cut at every ``chunk_size`` records (chunks, cut at rows, then hold
+    exactly that many); other keys one row each. Rows are
     numbered by the ordinal of their first record (``seq``). Must run inside a
     transaction. Raises ConflictError (and writes nothing) if another job holds
     any of them.
@@ -133,7 +127,7 @@ def reserve(
         head = [str(job_id), offset, label, is_target, exclusive]
         if spans:
             insert = query("reserve_spans").replace("{selection}", sel_sql)
-            params = [*head, max(1, min(int(span), MAX_SPAN)), *sel_params]
+            params = [*head, max(1, int(chunk_size or 2**62)), MAX_SPAN, *sel_params]
         else:
             insert = query("reserve_selection").replace("{selection}", sel_sql)
             params = [*head, *sel_params]

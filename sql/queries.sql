@@ -25,25 +25,25 @@ FROM (SELECT DISTINCT q.pk FROM ({selection}) AS q(pk)) AS s;
 
 -- name: reserve_spans
 -- Reserve every record of a selection with integer keys for a job: runs of
--- consecutive keys (gaps and islands), cut into spans of at most N keys that never
--- cross a multiple of N in the selection's order (so chunks of a multiple of N
--- records, which are cut at rows, hold exactly that many), one row each, numbered
--- by the ordinal of their first record.
--- params: job_id, seq offset, model, is_target, exclusive, N, then the selection's.
+-- consecutive keys (gaps and islands), cut into spans of at most N keys, and also
+-- at every C records in the selection's order (so chunks of C records, which are
+-- cut at rows, hold exactly C), one row each, numbered by the ordinal of their
+-- first record.
+-- params: job_id, seq offset, model, is_target, exclusive, C, N, then the selection's.
 WITH args AS (
     SELECT %s::uuid AS job_id, %s::bigint AS base, %s::text AS model, %s::boolean AS is_target,
-           %s::boolean AS exclusive, %s::bigint AS piece
+           %s::boolean AS exclusive, %s::bigint AS chunk, %s::bigint AS piece
 ), keys AS (
-    SELECT k, row_number() OVER (ORDER BY k) AS n
+    SELECT k, row_number() OVER (ORDER BY k) - 1 AS n
     FROM (SELECT DISTINCT q.pk::bigint AS k FROM ({selection}) AS q(pk)) AS d
 ), spans AS (
     SELECT min(k.k) AS lo, count(*) AS span, min(k.n) AS first
     FROM keys k CROSS JOIN args a
-    GROUP BY k.k - k.n, (k.n - 1) / a.piece
+    GROUP BY k.k - k.n, k.n / a.chunk, mod(k.n, a.chunk) / a.piece
 )
 INSERT INTO pgbulk_reservation
     (job_id, seq, model, object_pk, key_lo, span, is_target, exclusive, created_at)
-SELECT a.job_id, a.base + s.first, a.model, s.lo::text, s.lo, s.span, a.is_target,
+SELECT a.job_id, a.base + s.first + 1, a.model, s.lo::text, s.lo, s.span, a.is_target,
        a.exclusive, now()
 FROM spans s CROSS JOIN args a;
 

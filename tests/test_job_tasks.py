@@ -178,3 +178,14 @@ def test_a_selection_django_knows_is_empty_is_refused_like_any_empty_one(selecti
     assert Job.objects.count() == 0
     job = AsyncManager().launch(chunk_sizes, lock=selection(), run="sync")
     assert (job.status, job.total, job.message) == ("succeeded", 0, "chunks: ")
+
+
+def test_a_task_parameter_named_like_a_launch_keyword_is_refused_at_import():
+    """launch(chunk_size=2) went to the launch, and the task's own chunk_size silently
+    kept its default."""
+    with pytest.raises(TypeError, match="may not be named 'chunk_size'"):
+        @pgbulk.job_task(name="tests.clashing_task")
+        def clashing(job, chunk_size=5):
+            return str(chunk_size)
+    from pgbulk.job_tasks import REGISTRY
+    assert "tests.clashing_task" not in REGISTRY

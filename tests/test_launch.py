@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 import uuid
 from decimal import Decimal
 from unittest import mock
@@ -401,6 +402,31 @@ def test_consecutive_integer_keys_are_reserved_as_spans(held_queue):
     assert job.total == 250 and [span for _seq, _lo, span in spans] == [100, 100, 50]
     assert [(seq, lo) for seq, lo, _span in spans] == [
         (1, ids[0]), (101, ids[100]), (201, ids[200])]  # ordinal of the first record
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 40, 100, 150, 997, 1000])
+def test_spans_tile_the_selection_and_never_cross_a_chunk(held_queue, settings, chunk):
+    """With gaps in the keys and any CHUNK_SIZE: rows number the records 1..N without a
+    gap, none crosses a multiple of the chunk size or holds more than 100 keys, and there
+    are about N/100 + N/chunk + runs of rows (a prime chunk size reserved one row per
+    record when spans had to divide it)."""
+    import random
+
+    settings.PGBULK = {**settings.PGBULK, "CHUNK_SIZE": chunk}
+    ids = make_books(1200, genre=False)
+    rng = random.Random(chunk)
+    chosen = [pk for pk in ids if rng.random() > 0.15]  # about 180 gaps
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=chosen), {"price": 2}, run="async")
+    rows = list(Reservation.objects.filter(job=job).order_by("seq")
+                .values_list("seq", "key_lo", "span"))
+    assert [seq for seq, _, _ in rows] == list(
+        itertools.accumulate([1] + [span for _, _, span in rows[:-1]]))  # tiles 1..N
+    keys = [key for _, lo, span in rows for key in range(lo, lo + span)]
+    assert keys == chosen and job.total == len(chosen)
+    assert all(span <= 100 and (seq - 1) // chunk == (seq + span - 2) // chunk
+               for seq, _, span in rows)
+    runs = 1 + sum(1 for a, b in itertools.pairwise(chosen) if b != a + 1)
+    assert len(rows) <= runs + len(chosen) // 100 + len(chosen) // chunk + 1
 
 
 def test_spans_conflict_exactly_on_the_records_they_share(held_queue):

@@ -96,7 +96,7 @@ def test_excluded_records_the_filters_never_matched_are_not_counted(client, edit
     assert (job.total, job.params["context"]["excluded"]) == (3, 1)
 
 
-@pytest.mark.parametrize("odd", ["q=%00", "author=%C2%B2", "author=99999999999999999999"])
+@pytest.mark.parametrize("odd", ["q=%00", "author=%C2%B2"])
 def test_the_sample_list_ignores_filters_postgresql_cannot_take(client, editor, odd):
     """A NUL in the search and a superscript digit as author were 500s, on the list and on
     every bulk action through its filters."""
