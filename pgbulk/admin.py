@@ -91,6 +91,14 @@ class JobAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> Any:
         return self.get_fields(request, obj)
 
+    def lookup_allowed(self, lookup: str, value: str, request: Any = None) -> bool:
+        """No filtering by what quotes failing records or values (``?message__icontains=``)
+        except for superusers: it would tell what the page hides."""
+        hidden = lookup.split("__")[0] in {"message", "errors", "params"}
+        if hidden and not getattr(getattr(request, "user", None), "is_superuser", False):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         """Messages quote failing records: only a superuser (who may read them all) searches
         them."""

@@ -196,6 +196,8 @@ def test_a_failure_message_quoting_a_record_is_hidden_from_who_may_not_view_reco
     assert "Records failed; you may not see them." in admin_page
     assert "Secret" not in admin_page
     assert str(job.id) not in client.get("/admin/pgbulk/job/?q=Secret").content.decode()
+    for lookup in ("message__icontains", "errors__icontains", "params__icontains"):
+        assert client.get(f"/admin/pgbulk/job/?{lookup}=Secret").status_code == 400
     reader = user("book-reader", "pgbulk.view_job", "library.view_book", staff=True)
     client.force_login(reader)
     assert "Secret title" in client.get(f"/admin/pgbulk/job/{job.id}/change/").content.decode()
