@@ -170,15 +170,17 @@ def conclude(handle: JobHandle, result: Any) -> None:
                f"Only {processed:,} of the {job.total:,} reserved records were processed "
                f"(their reservations vanished); {job.done:,} {done_word(job)}.")
     elif job.failed_count:
+        done = min(job.done, max(job.total - job.failed_count, 0)) if job.total else job.done
         finish(handle, Status.FAILED, f"{job.failed_count:,} of {job.total:,} records "
-               f"failed; {job.done:,} {done_word(job)}.{unchanged(handle)}{skipped}")
+               f"failed; {done:,} {done_word(job)}.{unchanged(handle)}{skipped}")
     elif job.undo_of_id:
         finish(handle, Status.SUCCEEDED,
                f"Restored {job.done:,} of {job.total:,} records.{skipped}")
     else:
         verb = {"update": "Updated", "delete": "Deleted"}.get(job.kind, "Done:")
-        message = (result if isinstance(result, str)
-                   else f"{verb} {job.done:,} of {job.total:,} records.{unchanged(handle)}")
+        counted = (f"{verb} {job.done:,} of {job.total:,} records." if job.total
+                   else f"Done: {job.done:,} records." if job.done else "Done.")
+        message = result if isinstance(result, str) else counted + unchanged(handle)
         finish(handle, Status.SUCCEEDED, message)
 
 

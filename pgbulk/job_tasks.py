@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -90,6 +91,23 @@ class ExpectedFailures(logging.Filter):
         return True
 
 
+def checked_entries(errors: Any) -> list[ErrorEntry]:
+    """``errors`` as fail_records() takes them: a list of JSON dicts, each with a "pk" and
+    a "message" (and maybe a "record" and a "field")."""
+    if not isinstance(errors, list | tuple):
+        raise TypeError("fail_records() takes a list of {pk, message} dicts, not "
+                        f"{type(errors).__name__}")
+    for entry in errors:
+        if not isinstance(entry, dict) or "pk" not in entry or "message" not in entry:
+            raise ValueError(f"fail_records(): each entry needs a 'pk' and a 'message', not "
+                             f"{entry!r}")
+        try:
+            json.dumps(entry)
+        except TypeError as error:
+            raise ValueError(f"fail_records(): {entry!r} is not JSON ({error})") from None
+    return list(errors)
+
+
 #: The keywords AsyncManager().launch() takes itself (a task's own parameters cannot
 #: have these names).
 LAUNCH_KEYWORDS = frozenset({"lock", "user", "run", "atomic", "conflict_checking", "context",
@@ -143,6 +161,7 @@ class JobHandle:
         self.atomic = bool(job.params.get("atomic", True))
         self.message = ""
         self.reserved = job.total  # target records reserved when this runner claimed the job
+        self.done_before = job.done  # committed by earlier runs (a resumed body counts from 0)
         self.walked = 0  # target records handed to the body by chunk_rows()
         self.walk_complete = False
         self.new_errors: list[ErrorEntry] = []  # not yet written to the error table
@@ -168,17 +187,22 @@ class JobHandle:
     def progress(self, done: int, total: int | None = None, message: str = "") -> None:
         """Report progress (visible at once, even inside an atomic job's transaction).
 
-        ``done`` counts this runner's records; with ``parallel`` runners use advance().
+        ``done`` counts the records this run of the body processed (a resumed job's body
+        counts from 0 again: what earlier runs committed is added); with ``parallel``
+        runners use advance().
         """
         if total is not None and total != self.job.total:
             self.set_total(total)
-        before, self.job.done = self.job.done, max(self.job.done, int(done))
+        self.count_done(max(self.job.done, self.done_before + int(done)), message)
+
+    def advance(self, count: int, message: str = "") -> None:
+        self.count_done(self.job.done + max(int(count), 0), message)
+
+    def count_done(self, done: int, message: str) -> None:
+        before, self.job.done = self.job.done, done
         self.pending[0] += self.job.done - before
         self.message = message or self.message
         self.publish(force=bool(message) or self.job.done >= self.job.total)
-
-    def advance(self, count: int, message: str = "") -> None:
-        self.progress(self.job.done + count, message=message)
 
     def tick(self, in_flight: int) -> None:
         """Show ``in_flight`` more records processed in the open chunk (at most every TICK)."""
@@ -198,7 +222,9 @@ class JobHandle:
         emit(self.job, "progress", using=self.runtime.side)
 
     def fail_records(self, errors: list[ErrorEntry]) -> None:
-        """Record failed records (``{pk, record, field, message}``); the job will end failed."""
+        """Record failed records (``{pk, record, field, message}``); the job will end failed.
+        A malformed list raises TypeError or ValueError and records nothing."""
+        errors = checked_entries(errors)
         cap = pgbulk_settings.MAX_RECORDED_ERRORS
         self.job.failed_count += len(errors)
         self.pending[1] += len(errors)
@@ -324,9 +350,15 @@ class JobHandle:
         self.pending = [0, 0, 0]
 
     def chunks(self, size: int | None = None) -> Iterator[list[Any]]:
-        """Chunks of primary keys of the reserved records (of the job's model)."""
+        """Chunks of primary keys of the reserved records (of the job's model); none for
+        a job launched without records (``lock=None``)."""
         from django.apps import apps
 
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int)
+                                 or size < 1):
+            raise ValueError(f"chunks(size) takes a whole number of at least 1, not {size!r}")
+        if not self.job.model:
+            return
         to_python = apps.get_model(self.job.model)._meta.pk.to_python
         for rows in self.chunk_rows(size):
             yield locks.keys_of(rows, to_python)

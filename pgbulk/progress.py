@@ -88,9 +88,9 @@ def figures(job: Job, *, live: Any, in_flight: tuple[int, int, int], worker_lost
         if live is not None and live.message:
             message = live.message
     skipped = job.skipped_count or 0  # an undo's records left alone: processed, not remaining
-    if total:
-        done = min(done, total)
-        failed = min(failed, total - done)
+    if total:  # at most total in all, failures first (a task may advance() failed records)
+        failed = min(failed, total)
+        done = min(done, total - failed)
         skipped = min(skipped, total - done - failed)
     processed = done + failed + skipped
     percent = 100.0 if job.is_terminal and job.status == "succeeded" else (

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 
 import pgbulk
-from pgbulk import signals
+from pgbulk import execute, signals
 from pgbulk.managers import AsyncManager
 from pgbulk.models import Job, Reservation
 from testproject.library.models import Book
@@ -189,3 +189,68 @@ def test_a_task_parameter_named_like_a_launch_keyword_is_refused_at_import():
             return str(chunk_size)
     from pgbulk.job_tasks import REGISTRY
     assert "tests.clashing_task" not in REGISTRY
+
+
+@pytest.mark.django_db
+def test_malformed_failures_are_refused_and_the_job_fails_once_saying_why():
+    """An entry without "message" made finishing the job raise again: the job stayed
+    running, the sweep took it for a lost worker and ran the body 4 times; a dict
+    instead of a list counted 2 failures and recorded none."""
+    from testproject.library.tasks import report_failures
+
+    ids = make_books(5, genre=False)
+    for errors, said in (([{"pk": ids[0]}], "each entry needs a 'pk' and a 'message'"),
+                         ({"pk": ids[0], "message": "m"}, "takes a list of {pk, message}"),
+                         (["bad"], "each entry needs")):
+        job = AsyncManager().launch(report_failures, errors, lock=(Book, ids), run="sync")
+        assert job.status == "failed" and said in job.message, job.message
+        assert (job.failed_count, job.attempt) == (0, 0) and not job.record_errors.exists()
+    assert reservation_count() == 0
+
+
+@pytest.mark.django_db
+def test_failed_records_a_task_also_counted_as_done_are_shown_as_failed():
+    """progress() and the pages cut failures first to fit the total: "Done 5 of 5", no
+    failure, while the job said "1 of 5 records failed; 5 done"."""
+    from testproject.library.tasks import report_failures
+
+    ids = make_books(5, genre=False)
+    job = AsyncManager().launch(report_failures, [{"pk": ids[0], "message": "m"}],
+                                lock=(Book, ids), run="sync")
+    assert (job.status, job.message) == ("failed", "1 of 5 records failed; 4 done.")
+    seen = job.progress()
+    assert (seen["done"], seen["failed_count"], seen["total"]) == (4, 1, 5)
+
+
+@pytest.mark.django_db
+def test_chunks_refuse_a_bad_size_and_a_job_without_records_has_none():
+    from testproject.library.tasks import chunk_sizes
+
+    ids = make_books(3, genre=False)
+    for size in (0, -3, 2.5):  # 0 meant CHUNK_SIZE, -3 meant 1
+        job = AsyncManager().launch(chunk_sizes, size, lock=(Book, ids), run="sync")
+        assert job.status == "failed" and "chunks(size) takes a whole number" in job.message
+    job = AsyncManager().launch(chunk_sizes, run="sync")  # it failed: ValueError, unpacking
+    assert (job.status, job.message) == ("succeeded", "chunks: ")
+    from testproject.library.tasks import report_failures
+    job = AsyncManager().launch(report_failures, [], run="sync")
+    assert (job.status, job.total, job.message) == ("succeeded", 0, "Done.")  # "0 of 0"
+
+
+@pytest.mark.slow
+@worker_test
+def test_absolute_progress_counts_what_earlier_runs_did_after_a_resume(start_worker,
+                                                                      settings):
+    """The resumed body counted from 0 again, and progress(n) kept the larger of n and
+    what was committed: 300 records processed, "Done: 200 of 300"."""
+    from testproject.library.tasks import absolute_progress
+
+    settings.PGBULK = {**settings.PGBULK, "QUEUE": "doomed"}
+    doomed = start_worker(queue="doomed")
+    ids = make_books(300, genre=False)
+    job = AsyncManager().launch(absolute_progress, pause=0.3, lock=(Book, ids), chunk_size=50)
+    wait_for(lambda: Job.objects.get(pk=job.pk).done >= 100, timeout=60)
+    doomed.kill()
+    resumed = wait_for(lambda: execute.run(job.id), timeout=20, interval=0.2)
+    assert (resumed.status, resumed.done, resumed.message) == (
+        "succeeded", 300, "Done: 300 of 300 records.")

@@ -94,3 +94,21 @@ def counts_outside_chunks(job: pgbulk.JobHandle) -> None:
 def chunk_sizes(job: pgbulk.JobHandle, size: int | None = None) -> str:
     """Walk the locked books and say how many records each chunk held."""
     return "chunks: " + ", ".join(str(len(chunk)) for chunk in job.chunks(size))
+
+
+@pgbulk.job_task(atomic=False)
+def report_failures(job: pgbulk.JobHandle, errors: list) -> None:
+    """Count every locked book as done, then report ``errors`` as failed records."""
+    for keys in job.chunks():
+        job.advance(len(keys))
+    job.fail_records(errors)
+
+
+@pgbulk.job_task(atomic=False)
+def absolute_progress(job: pgbulk.JobHandle, pause: float = 0.0) -> None:
+    """Report progress as an absolute count of the records this run processed."""
+    mine = 0
+    for keys in job.chunks():
+        time.sleep(pause)
+        mine += len(keys)
+        job.progress(mine)
