@@ -112,14 +112,26 @@ class JobRuntime:
         return row is not None
 
     def cancel_requested(self) -> bool:
-        """Was the job asked to stop? Raises JobFenced if this runner's attempt is over."""
+        """Was the job asked to stop, or the job it runs inside (a nested run)? Raises
+        JobFenced if this runner's attempt is over."""
+        asked, current = self.runner_state()
+        if not current:
+            raise JobFenced(f"job {self.job.id}: attempt {self.token} is no longer current")
+        return asked or (self.outer is not None and self.outer.should_end())
+
+    def should_end(self) -> bool:
+        """Should this run end: stop asked, or its attempt over? (For the runs nested in
+        it, which then stop as cancelled.)"""
+        asked, current = self.runner_state()
+        return asked or not current or (self.outer is not None and self.outer.should_end())
+
+    def runner_state(self) -> tuple[bool, bool]:
+        """(stop asked, this runner's attempt still current) of the job."""
         with connections[self.side].cursor() as cursor:
             cursor.execute(query("runner_state"), {"job_id": str(self.job.id),
                                                    "attempt": self.token})
             row = cursor.fetchone()
-        if not row or not row[1]:
-            raise JobFenced(f"job {self.job.id}: attempt {self.token} is no longer current")
-        return bool(row[0])
+        return (bool(row[0]), bool(row[1])) if row else (False, False)
 
     def fenced(self, using: str | None = None):
         """The job's row, only while this runner's attempt is current (for ``update()``)."""

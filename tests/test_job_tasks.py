@@ -254,3 +254,21 @@ def test_absolute_progress_counts_what_earlier_runs_did_after_a_resume(start_wor
     resumed = wait_for(lambda: execute.run(job.id), timeout=20, interval=0.2)
     assert (resumed.status, resumed.done, resumed.message) == (
         "succeeded", 300, "Done: 300 of 300 records.")
+
+
+@pytest.mark.slow
+@worker_test
+def test_cancelling_a_job_stops_the_job_running_inline_inside_it(worker):
+    """The nested job only looked at its own row: it ran to the end (20 of 20), and the
+    outer job ended 4 s after its cancel."""
+    from testproject.library.tasks import run_nested_inline
+
+    ids = make_books(40, genre=False)
+    outer = AsyncManager().launch(run_nested_inline, ids[20:], 0.1, lock=(Book, ids[:20]))
+    nested = wait_for(lambda: Job.objects.filter(
+        kind="task", status="running", done__gt=0).exclude(pk=outer.pk).first(), timeout=30)
+    assert outer.cancel() is True
+    outer.wait(30)
+    nested.refresh_from_db()
+    assert (outer.status, nested.status) == ("cancelled", "cancelled")
+    assert 0 < nested.done < 20 and reservation_count() == 0

@@ -112,3 +112,13 @@ def absolute_progress(job: pgbulk.JobHandle, pause: float = 0.0) -> None:
         time.sleep(pause)
         mine += len(keys)
         job.progress(mine)
+
+
+@pgbulk.job_task(atomic=False)
+def run_nested_inline(job: pgbulk.JobHandle, ids: list[int], pause: float) -> str:
+    """Run a slow chunked job task on ``ids`` inline, inside this job (a nested run)."""
+    from pgbulk.managers import AsyncManager
+
+    nested = AsyncManager().launch(recalculate_prices, pause=pause, lock=(Book, ids),
+                                   run="sync", chunk_size=5)
+    return f"Nested job {nested.id} ended {nested.status}."
