@@ -38,9 +38,13 @@ class ConflictError(PgbulkError):
     ``conflicts`` lists ConflictEntry items, largest overlap first.
     """
 
-    def __init__(self, conflicts: list[ConflictEntry], needed: str = "") -> None:
+    def __init__(self, conflicts: list[ConflictEntry], needed: str = "",
+                 launching_job: str = "") -> None:
         self.conflicts = conflicts
         parts = [
+            f"{c['count']} record(s) held by the job launching it ({c['job_id']}), which "
+            "cannot reserve its own records again: change them in its body"
+            if launching_job and str(c["job_id"]) == launching_job else
             f"{c['count']} record(s) held by job {c['job_id']}"
             + (f" of {c['user']}" if c.get("user") else "")
             for c in conflicts

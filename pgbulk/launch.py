@@ -13,8 +13,9 @@ from django.db.models import QuerySet
 from pgbulk import execute, locks
 from pgbulk.changelog import log_spec
 from pgbulk.conf import pgbulk_settings
-from pgbulk.exceptions import BulkValidationError
+from pgbulk.exceptions import BulkValidationError, ConflictError
 from pgbulk.models import Job, Status
+from pgbulk.runtime import current_job
 from pgbulk.signals import emit
 from pgbulk.sqlfiles import query
 from pgbulk.strategies import related_loading
@@ -124,8 +125,8 @@ def launch(
             user=user if getattr(user, "is_authenticated", False) else None,
         )
         if queryset is not None:
-            job.total = locks.reserve(job.id, queryset, using=using, exclusive=conflict_checking,
-                                      chunk_size=chunk_size or pgbulk_settings.CHUNK_SIZE)
+            job.total = reserve(job, queryset, using, conflict_checking,
+                                chunk_size or pgbulk_settings.CHUNK_SIZE)
         if not job.total and kind != "task":
             raise BulkValidationError({"__all__": ["No records are selected."]})
         job.run_mode = run_mode(run, job.total, min_async_records)
@@ -139,6 +140,19 @@ def launch(
         execute.run(job.id, using=using)
         job.refresh_from_db()
     return job
+
+
+def reserve(job: Job, queryset: QuerySet, using: str, exclusive: bool, chunk_size: int) -> int:
+    """Reserve the job's records (see locks.reserve); a conflict with the job this launch
+    runs inside says so."""
+    try:
+        return locks.reserve(job.id, queryset, using=using, exclusive=exclusive,
+                             chunk_size=chunk_size)
+    except ConflictError as conflict:
+        outer = current_job()
+        if outer is None:
+            raise
+        raise ConflictError(conflict.conflicts, launching_job=str(outer.id)) from None
 
 
 def runner_count(parallel: int | None, atomic: bool) -> int:

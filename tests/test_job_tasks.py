@@ -272,3 +272,15 @@ def test_cancelling_a_job_stops_the_job_running_inline_inside_it(worker):
     nested.refresh_from_db()
     assert (outer.status, nested.status) == ("cancelled", "cancelled")
     assert 0 < nested.done < 20 and reservation_count() == 0
+
+
+@pytest.mark.django_db
+def test_a_nested_launch_on_the_running_job_s_own_records_says_so():
+    """It said "held by job <its own id>", as if another job held them."""
+    from testproject.library.tasks import launch_nested
+
+    ids = make_books(4, genre=False)
+    job = AsyncManager().launch(launch_nested, ids[:2], 31, lock=(Book, ids), run="sync")
+    assert job.status == "failed"
+    assert (f"2 record(s) held by the job launching it ({job.id}), which cannot reserve its "
+            "own records again: change them in its body") in job.message
