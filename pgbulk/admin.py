@@ -7,6 +7,7 @@ template, with breadcrumbs and a link back to the changelist.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
@@ -81,12 +82,17 @@ class JobAdmin(admin.ModelAdmin):
     def public_message(self, job: Job) -> str:
         return public_message(job, job.message, readable=False)
 
+    @admin.display(description=gettext_lazy("params"))
+    def public_params(self, job: Job) -> str:
+        return json.dumps(describe.redacted_params(job), indent=2, ensure_ascii=False)
+
     def get_fields(self, request: HttpRequest, obj: Job | None = None) -> Any:
-        """The message as the job pages show it: one that may quote a failing record only
-        to a user who may read the job's records."""
+        """The message and params as the job pages show them: a failing record's values,
+        and the new values of fields left out of the change log, only to a user who may
+        read the job's records."""
         hide = obj is not None and not can_view_records(request.user, obj.model)
-        return [("public_message" if hide and name == "message" else name)
-                for name in self.readonly_fields]
+        public = {"message": "public_message", "params": "public_params"} if hide else {}
+        return [public.get(name, name) for name in self.readonly_fields]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> Any:
         return self.get_fields(request, obj)

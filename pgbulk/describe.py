@@ -19,6 +19,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from pgbulk.conf import pgbulk_settings
 from pgbulk.models import Job
 from pgbulk.values import to_key
 
@@ -84,7 +85,24 @@ def operation(job: Job) -> str:
         return "; ".join(f"{name} → {value}" for name, value in values.items())
     order = {f.name: i for i, f in enumerate(model._meta.get_fields())}  # jsonb sorts keys
     names = sorted(values, key=lambda name: order.get(name, len(order)))
-    return "; ".join(change_phrase(model, name, values[name]) for name in names)
+    hidden = not_shown(job)
+    return "; ".join(change_phrase(model, name, values[name], hide=name in hidden)
+                     for name in names)
+
+
+def not_shown(job: Job) -> set[str]:
+    """The fields whose new values a job's pages do not show: those left out of its
+    change log (CHANGE_LOG_EXCLUDE, binary and range fields)."""
+    spec = job.params.get("change_log") or {}
+    return {*spec.get("excluded", []), *pgbulk_settings.CHANGE_LOG_EXCLUDE.get(job.model, [])}
+
+
+def redacted_params(job: Job) -> dict[str, Any]:
+    """The job's params with the values of not_shown() fields replaced."""
+    hidden = not_shown(job)
+    values = {name: (_("(not shown)") if name in hidden else value)
+              for name, value in (job.params.get("values") or {}).items()}
+    return {**job.params, "values": values} if "values" in job.params else job.params
 
 
 def undo_operation(job: Job) -> str:
@@ -120,12 +138,14 @@ def kind_phrase(job: Job) -> str:
     return _("a task on %(model)s") % {"model": what} if what else _("a task")
 
 
-def change_phrase(model: type[Model], name: str, raw: Any) -> str:
+def change_phrase(model: type[Model], name: str, raw: Any, *, hide: bool = False) -> str:
     try:
         field: Any = model._meta.get_field(name)
     except FieldDoesNotExist:
         return f"{name} → {raw}"
     label = str(field.verbose_name)
+    if hide:
+        return f"{label} → {_('(not shown)')}"
     if field.many_to_many:
         ((op, keys),) = (raw or {"add": []}).items()
         names = related_names(field.related_model, keys)

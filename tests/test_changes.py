@@ -239,7 +239,8 @@ def make_author() -> int:
     return Author.objects.create(name="E author").pk
 
 
-def test_excluded_fields_are_not_logged_and_the_log_can_be_turned_off(settings, admin_client):
+def test_excluded_fields_are_not_logged_and_the_log_can_be_turned_off(settings, admin_client,
+                                                                      django_user_model):
     ids = make_books(3)
     settings.PGBULK = {**settings.PGBULK, "CHANGE_LOG_EXCLUDE": {"library.Book": ["price"]}}
     job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 2, "title": "T"},
@@ -252,6 +253,13 @@ def test_excluded_fields_are_not_logged_and_the_log_can_be_turned_off(settings, 
     assert job.message == "Updated 3 of 3 records."  # it said "no record changed"
     page = admin_client.get(f"/pgbulk/jobs/{job.id}/").content.decode()
     assert "No logged field changed." in page and "No record changed." not in page
+    # its new values are not shown either (they were, to anyone who could see the job)
+    assert "title → T; price → (not shown) on 3 Books" in page and "5.00" not in page
+    watcher = django_user_model.objects.create_user("watcher", is_staff=True)
+    watcher.user_permissions.add(Permission.objects.get(codename="view_job"))
+    admin_client.force_login(watcher)
+    admin_page = admin_client.get(f"/admin/pgbulk/job/{job.id}/change/").content.decode()
+    assert "(not shown)" in admin_page and '"price": 5' not in admin_page
     with pytest.raises(pgbulk.BulkValidationError, match="leaves out price"):
         pgbulk.undo(job)
     settings.PGBULK = {**settings.PGBULK, "RECORD_CHANGES": False}
