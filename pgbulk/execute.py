@@ -162,9 +162,7 @@ def conclude(handle: JobHandle, result: Any) -> None:
     job = handle.job
     read_committed(handle)
     processed = job.done + job.failed_count + job.skipped_count
-    skipped = (f" {job.skipped_count:,} skipped: "
-               f"{'it' if job.skipped_count == 1 else 'they'} changed since the undone job."
-               if job.skipped_count else "") + gone(handle)
+    skipped = skipped_phrase(job) + gone(handle)
     if job.kind in ("update", "delete") and not handle.atomic and processed != job.total:
         finish(handle, Status.FAILED,
                f"Only {processed:,} of the {job.total:,} reserved records were processed "
@@ -180,8 +178,19 @@ def conclude(handle: JobHandle, result: Any) -> None:
         verb = {"update": "Updated", "delete": "Deleted"}.get(job.kind, "Done:")
         counted = (f"{verb} {job.done:,} of {job.total:,} records." if job.total
                    else f"Done: {job.done:,} records." if job.done else "Done.")
-        message = result if isinstance(result, str) else counted + unchanged(handle)
+        message = result if isinstance(result, str) else counted + unchanged(handle) + skipped
         finish(handle, Status.SUCCEEDED, message)
+
+
+def skipped_phrase(job: Job) -> str:
+    """" 2 skipped: they changed since the undone job." for an undo, " 2 were already
+    gone." for a delete; "" when none was left alone."""
+    count = job.skipped_count
+    if not count:
+        return ""
+    if job.kind == "delete":
+        return f" {count:,} {'was' if count == 1 else 'were'} already gone."
+    return f" {count:,} skipped: {'it' if count == 1 else 'they'} changed since the undone job."
 
 
 def done_word(job: Job) -> str:

@@ -85,7 +85,8 @@ def job_status(job: Job, progress: dict[str, Any]) -> JobStatus:
     if failed:
         parts.append(_("%(count)s failed") % {"count": number(failed)})
     if skipped:
-        parts.append(_("%(count)s skipped") % {"count": number(skipped)})
+        parts.append((_("%(count)s already gone") if job.kind == "delete"
+                      else _("%(count)s skipped")) % {"count": number(skipped)})
     tone = progress["status"]
     headline = job.get_status_display()
     if progress["status"] == "queued":

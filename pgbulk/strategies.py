@@ -91,14 +91,13 @@ class Operation:
         """
         raise NotImplementedError
 
-    def missing(self, rows: list[Row], present: set[Any]) -> list[ErrorEntry]:
+    def missing(self, rows: list[Row], present: set[Any],
+                message: str = "The record no longer exists.") -> list[ErrorEntry]:
         if len(present) == locks.record_count(rows):
             return []
         keys = self.keys_of(rows)
-        return [
-            {"pk": str(k), "record": "", "field": None, "message": "The record no longer exists."}
-            for k in keys if k not in present
-        ]
+        return [{"pk": str(k), "record": "", "field": None, "message": message}
+                for k in keys if k not in present]
 
     def each(self, records, change: Callable[[Any], None], per_record: bool):
         """Run ``change`` per record; with ``per_record`` in a savepoint each."""
@@ -334,22 +333,26 @@ def related_paths(tree: dict[str, dict], prefix: str = "") -> list[str]:
     return paths
 
 
+ALREADY_GONE = "It was already gone: deleted meanwhile (by a cascade, or outside this job)."
+
+
 class DeleteOperation(Operation):
     lock_kwargs = {}  # deletes need the full row lock
 
     def apply(self, rows, *, per_record):
         locked = self.chunk_queryset(rows).select_for_update().order_by("pk")
         pks = list(locked.values_list("pk", flat=True))
-        errors = self.missing(rows, set(pks))
+        # A record already gone (deleted meanwhile, or by a cascade from a record of an
+        # earlier chunk) is what was asked: left alone, not failed.
+        self.skipped = self.missing(rows, set(pks), ALREADY_GONE)
         try:
             with transaction.atomic(using=self.using):
                 self.queryset(pks).delete()
-            return len(pks), errors
+            return len(pks), []
         except RECORD_ERRORS:
             # Name the records that cannot go: delete one by one.
             records = list(self.queryset(pks).order_by("pk"))
-            done, errs = self.each(records, lambda r: r.delete(), per_record)
-            return done, errors + errs
+            return self.each(records, lambda r: r.delete(), per_record)
 
 
 def operation_for(job: Job, using: str) -> Operation:

@@ -446,3 +446,25 @@ def test_spans_conflict_exactly_on_the_records_they_share(held_queue):
     gaps = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[151::2]), {"price": 6},
                               run="async")
     assert gaps.total == 75
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_a_delete_whose_records_are_already_gone_succeeds_and_says_so(held_queue, client,
+                                                                     atomic):
+    """A record deleted before its chunk (by a cascade, or outside the job) failed the
+    delete job as "no longer exists" (all of it, when atomic), though it is gone as
+    asked."""
+    from pgbulk import execute
+
+    ids = make_books(10, genre=False)
+    job = pgbulk.bulk_delete(Book.objects.filter(pk__in=ids), run="async", atomic=atomic)
+    Book.objects.filter(pk__in=ids[3:5]).delete()  # gone before the job ran
+    job = execute.run(job.id)
+    assert (job.status, job.done, job.skipped_count, job.failed_count) == (
+        "succeeded", 8, 2, 0)
+    assert job.message == "Deleted 8 of 10 records. 2 were already gone."
+    assert not Book.objects.filter(pk__in=ids).exists() and reservation_count() == 0
+    client.force_login(User.objects.create_superuser("boss"))
+    page = client.get(f"/pgbulk/jobs/{job.id}/").content.decode()
+    assert "Already gone" in page and "Skipped (changed since" not in page
+    assert "2 already gone" in page
