@@ -27,7 +27,7 @@ from pgbulk.launch import VALIDATIONS
 from pgbulk.models import Job
 from pgbulk.permissions import can_view_records
 from pgbulk.strategies import UpdateOperation, name_of
-from pgbulk.values import clean_values, model_field, split
+from pgbulk.values import clean_values, model_field, split, to_key
 
 #: Current values counted one by one per field (the rest is "other").
 TOP_VALUES = 10
@@ -138,7 +138,11 @@ class Previewer:
         self.queryset = queryset
         self.model: type[Model] = queryset.model
         self.cleaned = cleaned
-        self.simple, self.m2m = split(self.model, cleaned)
+        self.simple, m2m = split(self.model, cleaned)
+        # Related keys typed as the related model's (a UUID key arrives as text).
+        self.m2m = {name: {op: [to_key(model_field(self.model, name).related_model, key)
+                                for key in keys] for op, keys in change.items()}
+                    for name, change in m2m.items()}
         # The selected records, however the queryset joins, annotates or orders.
         manager = self.model._base_manager.using(queryset.db)
         self.records = manager.filter(pk__in=queryset.order_by().values("pk"))

@@ -90,6 +90,32 @@ def test_m2m_counts_the_records_that_gain_or_lose_each_related_record():
     assert related({"set": []}) == ([("Crime", 0, 6), ("Poetry", 0, 3)], 0)
 
 
+@pytest.mark.parametrize("spelled", [str, lambda key: str(key).upper().replace("-", "")])
+def test_m2m_to_a_uuid_keyed_model_is_counted_and_named(spelled):
+    """Keys arrive as text and the links hold UUIDs: remove counted 0 losers, add counted
+    every record as gaining what it already had, and related records read as raw keys."""
+    from testproject.library.models import Label
+
+    hub = Label.objects.create(name="Hub")
+    labels = [Label.objects.create(name=f"L{i}") for i in range(5)]
+    for label in labels[:3]:
+        label.see_also.add(hub)
+    selection = Label.objects.exclude(pk=hub.pk)
+
+    def related(operation):
+        result = pgbulk.preview(selection, {"see_also": {operation: [spelled(hub.pk)]}})
+        (m2m,) = result["m2m"]
+        sample = {row["record"]: row["changes"][0]["after"] for row in result["sample"]}
+        return [(r["display"], r["gain"], r["lose"]) for r in m2m["related"]], sample["L0"]
+
+    assert related("remove") == ([("Hub", 0, 3)], "(none)")
+    assert related("add") == ([("Hub", 2, 0)], "Hub")
+    job = pgbulk.bulk_update(selection, {"see_also": {"remove": [spelled(hub.pk)]}},
+                             run="sync")
+    assert job.status == "succeeded" and not hub.label_set.exists()
+    assert pgbulk.undo(job, run="sync").done == 3 and hub.label_set.count() == 3
+
+
 def test_m2m_set_counts_the_related_records_beyond_the_top_ten_as_other():
     ids = make_books(2, genre=False)
     genres = [Genre.objects.create(name=f"G{n:02d}") for n in range(12)]
