@@ -9,6 +9,7 @@ after; the count is exact (an index scan: about 50 ms for 1M rows of one job).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections import defaultdict
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps
+from django.core.exceptions import ValidationError
 from django.db.models import BigIntegerField, F, Model, QuerySet
 from django.db.models.functions import Cast
 from django.utils.translation import gettext as _
@@ -89,7 +91,7 @@ def page(job: Job, *, links: bool, key: str = "", after: str = "", before: str =
          per_page: int = PER_PAGE) -> ChangePage:
     """A page of the log in key order (see ``in_key_order``): from the start, after
     ``after`` or before ``before``; ``key`` keeps the one record with that key."""
-    found = with_key(log_of(job), key)
+    found = with_key(job, log_of(job), key)
     log = in_key_order(job, found)
     numeric = is_numeric(job)
     start, end = bound(after, numeric), bound(before, numeric)
@@ -124,12 +126,18 @@ def in_key_order(job: Job, log: QuerySet[Change]) -> Any:  # annotated: the stub
                         else F("object_pk"))
 
 
-def with_key(log: QuerySet[Change], key: str) -> QuerySet[Change]:
-    """``log`` kept to the record with ``key`` ("": all); none for a key no text can hold
-    (a NUL character, which PostgreSQL would refuse with an error)."""
+def with_key(job: Job, log: QuerySet[Change], key: str) -> QuerySet[Change]:
+    """``log`` kept to the record with ``key`` ("": all), written as the model writes its
+    keys (a UUID in capitals or without hyphens finds its record); none for a key no
+    text can hold (a NUL character, which PostgreSQL would refuse with an error)."""
     if not key:
         return log
-    return log.none() if "\x00" in key else log.filter(object_pk=key)
+    if "\x00" in key:
+        return log.none()
+    model = describe.job_model(job)
+    with contextlib.suppress(ValidationError, TypeError, ValueError):  # else as written
+        key = str(model._meta.pk.to_python(key.strip())) if model else key
+    return log.filter(object_pk=key)
 
 
 def bound(text: str, numeric: bool) -> Any:
@@ -276,7 +284,7 @@ def csv_lines(job: Job, key: str = "") -> Iterator[str]:
     logged = spec(job)
     names = [*logged["fields"], *logged["m2m"]]
     yield writer.writerow(["key", *[f"{n} {side}" for n in names for side in ("before", "after")]])
-    items = (in_key_order(job, with_key(log_of(job), key)).order_by("sort_key")
+    items = (in_key_order(job, with_key(job, log_of(job), key)).order_by("sort_key")
              .values_list("object_pk", "before", "after"))
     for key, before, after in items.iterator(chunk_size=2000):
         after = after or {}

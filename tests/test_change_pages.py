@@ -162,6 +162,23 @@ def test_the_key_filter_finds_one_record(client, editor):
     assert f"Record with key {ids[7]}" in text_of(one)
     missing = text_of(page_of(client, job, f"?changes_key={ids[40]}"))
     assert f"This job changed no record with the key {ids[40]}." in missing
+    spaced = page_of(client, job, f"?changes_key=%20{ids[7]}%20").content.decode()
+    assert re.findall(r'class="pgbulk-change-key"><code>([^<]+)</code>', spaced) == [str(ids[7])]
+
+
+def test_the_key_filter_finds_a_uuid_however_it_is_written(client, editor):
+    """It compared the text as typed: a UUID in capitals or without hyphens found nothing."""
+    from testproject.library.models import Label
+
+    labels = [Label.objects.create(name=f"L{i}") for i in range(3)]
+    editor.user_permissions.add(Permission.objects.get(codename="view_label"))
+    job = pgbulk.bulk_update(Label.objects.all(), {"rank": 7}, run="sync", user=editor)
+    wanted = str(labels[1].pk)
+    for written in (wanted.upper(), wanted.replace("-", "")):
+        html = page_of(client, job, f"?changes_key={written}").content.decode()
+        assert re.findall(r'class="pgbulk-change-key"><code>([^<]+)</code>', html) == [wanted]
+    csv_text = client.get(f"/pgbulk/jobs/{job.id}/changes.csv?key={wanted.upper()}")
+    assert wanted in b"".join(csv_text.streaming_content).decode()
 
 
 def test_keys_postgresql_cannot_hold_match_nothing_instead_of_a_500(client, editor):
