@@ -211,14 +211,22 @@ class BulkEditMixin(_ListViewBase):
         post = self.request.POST
         select_all = post.get("select_all") == "1"
         return {"source": "list", "list_url": self.request.path,
-                "filters": post.get("bulk_querystring", ""), "select_all": select_all,
+                "filters": self.bulk_querystring(), "select_all": select_all,
                 "selected": count,
                 "excluded": self.bulk_excluded if select_all else 0}
+
+    def bulk_querystring(self) -> str:
+        """The list's filters: the toolbar's ``bulk_querystring``, else the query string of
+        the URL posted to (a script posting to ``/?status=new`` means those records)."""
+        post = self.request.POST
+        if "bulk_querystring" in post:
+            return post["bulk_querystring"]
+        return self.request.GET.urlencode()
 
     def bulk_selection(self) -> QuerySet:
         """The selected records, through ``get_queryset()`` with the list's filters."""
         post = self.request.POST
-        self.request.GET = QueryDict(post.get("bulk_querystring", ""))
+        self.request.GET = QueryDict(self.bulk_querystring())
         queryset = self.get_queryset()
         if post.get("select_all") == "1":
             excluded = self.bulk_keys(post.getlist("exclude"))

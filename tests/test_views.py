@@ -86,6 +86,18 @@ def test_select_all_matching_with_filters_and_exclusions(client, editor):
     assert job.params["context"]["excluded"] == 1
 
 
+def test_select_all_without_the_toolbar_s_querystring_uses_the_url_s_filters(client, editor):
+    """A script posting select_all to /?status=draft (no bulk_querystring) edited every
+    record, the filters ignored."""
+    ids = make_books(6)
+    Book.objects.filter(pk__in=ids[:2]).update(status="published")
+    client.post("/?status=draft", {"bulk_action": "edit", "select_all": "1",
+                                   "change_price": "on", "price": "3"},
+                headers={"HX-Request": "true"})
+    job = Job.objects.get()
+    assert job.total == 4 and job.params["context"]["filters"] == "status=draft"
+
+
 def test_excluded_records_the_filters_never_matched_are_not_counted(client, editor):
     """The job's Selection said "3 excluded" for keys that were not in the list at all."""
     ids = make_books(6)
