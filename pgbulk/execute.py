@@ -169,8 +169,9 @@ def conclude(handle: JobHandle, result: Any) -> None:
                f"(their reservations vanished); {job.done:,} {done_word(job)}.")
     elif job.failed_count:
         done = min(job.done, max(job.total - job.failed_count, 0)) if job.total else job.done
+        own = f" {result}" if isinstance(result, str) and result else ""  # a task's message
         finish(handle, Status.FAILED, f"{job.failed_count:,} of {job.total:,} records "
-               f"failed; {done:,} {done_word(job)}.{unchanged(handle)}{skipped}")
+               f"failed; {done:,} {done_word(job)}.{unchanged(handle)}{skipped}{own}")
     elif job.undo_of_id:
         finish(handle, Status.SUCCEEDED,
                f"Restored {job.done:,} of {job.total:,} records.{skipped}")
@@ -286,7 +287,8 @@ def failure_message(handle: JobHandle, error: BaseException) -> str:
     if isinstance(error, RecordFailed):
         suffix = " Nothing was changed." if handle.atomic else ""
         return f"{record_failure(job, error)}{suffix}"
+    verb = {"update": "changed", "delete": "deleted"}.get(job.kind, "processed")
     suffix = " Nothing was changed." if handle.atomic else (
-        f" {job.done:,} of {job.total:,} records were changed before it stopped.")
+        f" {job.done:,} of {job.total:,} records were {verb} before it stopped.")
     text = str(error).strip()
     return f"{type(error).__name__}{': ' + sentence(text) if text else '.'}{suffix}"

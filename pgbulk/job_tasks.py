@@ -97,15 +97,19 @@ def checked_entries(errors: Any) -> list[ErrorEntry]:
     if not isinstance(errors, list | tuple):
         raise TypeError("fail_records() takes a list of {pk, message} dicts, not "
                         f"{type(errors).__name__}")
+    entries: list[ErrorEntry] = []
     for entry in errors:
         if not isinstance(entry, dict) or "pk" not in entry or "message" not in entry:
             raise ValueError(f"fail_records(): each entry needs a 'pk' and a 'message', not "
                              f"{entry!r}")
+        pk = entry["pk"] if isinstance(entry["pk"], str | int) else str(entry["pk"])  # UUID
+        entry = {**entry, "pk": pk, "message": str(entry["message"])}
         try:
             json.dumps(entry)
         except TypeError as error:
             raise ValueError(f"fail_records(): {entry!r} is not JSON ({error})") from None
-    return list(errors)
+        entries.append(entry)  # type: ignore[arg-type]
+    return entries
 
 
 #: The keywords AsyncManager().launch() takes itself (a task's own parameters cannot

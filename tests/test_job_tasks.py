@@ -209,6 +209,36 @@ def test_malformed_failures_are_refused_and_the_job_fails_once_saying_why():
 
 
 @pytest.mark.django_db
+@pytest.mark.django_db
+def test_fail_records_takes_uuid_keys_and_the_task_s_message_follows_the_count():
+    """A UUID pk was refused as "not JSON", and the task's returned message was dropped
+    when records failed; a chunked task "changed" records it only processed."""
+    from testproject.library.models import Label
+
+    @pgbulk.job_task(atomic=False, name="tests.fail_labels")
+    def fail_labels(job):
+        keys = [key for chunk in job.chunks() for key in chunk]
+        job.advance(len(keys) - 1)
+        job.fail_records([{"pk": keys[0], "message": ValueError("bad label")}])
+        return "Checked every label."
+
+    labels = [Label.objects.create(name=f"L{i}") for i in range(3)]
+    job = AsyncManager().launch(fail_labels, lock=Label.objects.all(), run="sync")
+    assert job.message == "1 of 3 records failed; 2 done. Checked every label."
+    assert job.record_errors.get().object_pk in {str(label.pk) for label in labels}
+
+    @pgbulk.job_task(atomic=False, name="tests.raise_after")
+    def raise_after(job):
+        for keys in job.chunks():
+            job.advance(len(keys))
+        raise RuntimeError("pricing service unavailable")
+
+    job = AsyncManager().launch(raise_after, lock=Label.objects.all(), run="sync")
+    assert job.message == ("RuntimeError: pricing service unavailable. 3 of 3 records were "
+                           "processed before it stopped.")
+
+
+@pytest.mark.django_db
 def test_failed_records_a_task_also_counted_as_done_are_shown_as_failed():
     """progress() and the pages cut failures first to fit the total: "Done 5 of 5", no
     failure, while the job said "1 of 5 records failed; 5 done"."""
