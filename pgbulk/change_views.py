@@ -113,10 +113,6 @@ def job_undo(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
         return undo_page(request, job, 400, error=reason)
     if request.method == "GET":
         return undo_page(request, job, 200)
-    if not undoing.forecast(job, sample_size=0).put_back:  # as the confirmation said
-        return undo_page(request, job, 400, error=_(
-            "Nothing to put back: every record this job changed has changed since or no "
-            "longer exists, and an undo leaves changed records as they are."))
     try:
         undo = undoing.undo(job, user=user)
     except PermissionDenied:

@@ -49,14 +49,19 @@ def undo(job: Job, *, user: Any = None, run: str = "auto", parallel: int | None 
     """Launch the job that undoes ``job`` (a finished update job with a change log).
 
     ``user`` must have the model's change permission and own ``job`` or have
-    ``pgbulk.change_job`` (PermissionDenied); a job that cannot be undone raises
-    BulkValidationError saying why; ConflictError as any launch.
+    ``pgbulk.change_job`` (PermissionDenied); a job that cannot be undone, or whose
+    records have all changed since or gone, raises BulkValidationError saying why;
+    ConflictError as any launch.
     """
     if user is not None and not may_undo(user, job):
         raise PermissionDenied(_("You may not undo this job."))
     reason = why_not_undoable(job)
     if reason:
         raise BulkValidationError({"__all__": [reason]})
+    if not forecast(job, sample_size=0).put_back:  # one count over the log
+        raise BulkValidationError({"__all__": [_(
+            "Nothing to put back: every record this job changed has changed since or no "
+            "longer exists, and an undo leaves changed records as they are.")]})
     model = apps.get_model(job.model)
     params = undo_params(job)
     atomic = bool(job.params.get("atomic", True))

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 import pgbulk
 from pgbulk import undoing
-from pgbulk.models import Change, Job, JobError
+from pgbulk.models import Change, Job, JobError, Reservation
 from pgbulk.sweep import sweep
 from testproject.library.models import Book, EBook, Genre, Label
 from tests import conftest
@@ -467,6 +467,20 @@ def test_a_job_whose_logged_field_is_gone_from_the_model_cannot_be_undone_and_sa
     response = client.get(f"/pgbulk/jobs/{job.id}/undo/")
     assert response.status_code == 400 and b"no longer has the field subtitle" in response.content
     assert client.get(f"/pgbulk/jobs/{job.id}/").status_code == 200
+
+
+def test_undo_from_python_of_a_job_whose_records_all_changed_since_is_refused():
+    """pgbulk.undo() launched an undo that skipped every record (and wrote a skip row for
+    each) where the page said "Nothing to put back"."""
+    ids = make_books(3)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"status": "published"},
+                             run="sync")
+    Book.objects.filter(pk__in=ids[:2]).update(status="archived")
+    Book.objects.filter(pk=ids[2]).delete()
+    with pytest.raises(pgbulk.BulkValidationError, match="Nothing to put back"):
+        pgbulk.undo(job, run="sync")
+    assert not Job.objects.filter(undo_of=job).exists()
+    assert not Reservation.objects.exists()
 
 
 def test_deletes_and_unfinished_jobs_cannot_be_undone():
