@@ -201,9 +201,10 @@ def done_word(job: Job) -> str:
 
 
 def unchanged(handle: JobHandle) -> str:
-    """" 12 needed no change." for an update job whose change log is kept (the
-    records it wrote that it did not log: their logged values did not change). Not
-    said when fields are left out of the log: a record may have changed in those."""
+    """" 8 changed; 12 already held the new values." for an update job whose change log
+    is kept (the records it wrote that it did not log: their logged values did not
+    change), so the count agrees with its Changes. Not said when fields are left out of
+    the log: a record may have changed in those."""
     job = handle.job
     if job.kind != "update" or job.change_log != "kept" or job.undo_of_id or not job.done:
         return ""
@@ -214,9 +215,9 @@ def unchanged(handle: JobHandle) -> str:
     if count <= 0:
         return ""
     if count == job.done:
-        who = "It" if count == 1 else f"All {count:,}"
-        return f" {who} needed no change: no record changed."
-    return f" {count:,} needed no change."
+        return (" It already held the new values: nothing changed." if count == 1 else
+                f" None changed: all {count:,} already held the new values.")
+    return f" {logged:,} changed; {count:,} already held the new values."
 
 
 def gone(handle: JobHandle) -> str:

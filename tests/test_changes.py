@@ -77,7 +77,7 @@ def test_records_that_already_hold_the_values_are_written_but_neither_logged_nor
                              run="sync", strategy=strategy)
     assert written(writes, ids, {}) == {str(pk) for pk in ids}  # all written, as asked
     assert set(logged(job)) == {str(pk) for pk in ids[4:]}
-    assert job.message == "Updated 10 of 10 records. 4 needed no change."
+    assert job.message == "Updated 10 of 10 records. 6 changed; 4 already held the new values."
     undo = pgbulk.undo(job, run="sync")
     assert (undo.status, undo.total, undo.done) == ("succeeded", 6, 6)
     assert [books(ids)[pk][0] for pk in ids] == ["published"] * 4 + ["draft"] * 6
@@ -87,17 +87,18 @@ def test_records_that_already_hold_the_values_are_written_but_neither_logged_nor
     assert logged(linked) == {str(ids[1]): ({"genres": [crime.pk]},
                                             {"genres": sorted([crime.pk, poetry.pk])})}
     # Before: "1 already had these values", odd for a genre added (or removed).
-    assert linked.message == "Updated 2 of 2 records. 1 needed no change."
+    assert linked.message == "Updated 2 of 2 records. 1 changed; 1 already held the new values."
     # Before: "3 of 4 records failed; 1 updated. 1 already had these values." beside a
     # change log of 0 records: now it says no record changed.
     same = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:4]), {"status": "published"},
                               run="sync", strategy=strategy)
-    assert same.message == "Updated 4 of 4 records. All 4 needed no change: no record changed."
+    assert same.message == ("Updated 4 of 4 records. None changed: all 4 already held the new "
+                            "values.")
     Book.objects.filter(pk=ids[4]).update(isbn="ONE")
     failed = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[4:8]), {"isbn": "ONE"},
                                 run="sync", strategy=strategy, atomic=False)
-    assert failed.message == ("3 of 4 records failed; 1 updated. It needed no change: no "
-                              "record changed.")
+    assert failed.message == ("3 of 4 records failed; 1 updated. It already held the new "
+                              "values: nothing changed.")
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
