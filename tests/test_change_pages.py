@@ -153,6 +153,17 @@ def test_integer_keys_are_listed_in_numeric_order_not_text_order(client, editor)
     assert text.index("Book 102") < text.index("Book 1002") and "Book 2 " not in text
 
 
+def test_a_field_a_record_already_held_reads_unchanged_not_as_a_change(client, editor):
+    """It read "in print: no → no", in the colours of a change."""
+    ids = make_books(2)
+    Book.objects.filter(pk=ids[0]).update(in_print=False)
+    job = publish(ids, editor, status="published", in_print=False)
+    html = page_of(client, job, f"?changes_key={ids[0]}").content.decode()
+    assert re.search(r"in print:</span> no \(unchanged\)", html)
+    assert re.search(r'status:</span> <span class="pgbulk-before">Draft</span> → '
+                     r'<span class="pgbulk-after">Published</span>', html)
+
+
 def test_the_key_filter_finds_one_record(client, editor):
     ids = make_books(60)
     job = publish(ids[:30], editor)
