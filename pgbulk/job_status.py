@@ -66,6 +66,8 @@ def at_time(moment: Any) -> str:
 def duration_text(elapsed: float | None) -> str:
     if elapsed is None:
         return ""
+    if elapsed < 0.5:
+        return _("< 1 s")
     seconds = round(elapsed)
     if seconds < 60:
         return ngettext("%(n)s s", "%(n)s s", seconds) % {"n": seconds}

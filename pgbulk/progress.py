@@ -97,7 +97,7 @@ def figures(job: Job, *, live: Any, in_flight: tuple[int, int, int], worker_lost
         round(100.0 * processed / total, 1) if total else 0.0
     )
     rate = eta = None
-    if job.started_at and processed:
+    if job.started_at and processed and job.status != "queued":  # a re-queued job: no rate
         end = job.finished_at or now
         elapsed = max((end - job.started_at).total_seconds(), 1e-3)
         rate = round(processed / elapsed, 1)

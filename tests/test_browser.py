@@ -223,3 +223,17 @@ def test_coming_back_shows_my_active_jobs_and_held_rows(page, settings):
     shot(page, "13-list-with-active-job")
     job.cancel(by=demo)
     page.wait_for_selector("#pgbulk-active-jobs .pgbulk-progress[data-status=cancelled]")
+
+
+def test_the_delete_confirmation_puts_focus_on_keeping_the_records(page, settings):
+    """Focus was on "Delete 3 records": a stray Enter deleted them."""
+    settings.PGBULK = {**settings.PGBULK, "QUEUE": "held"}
+    ids = make_books(3)
+    page.goto("/?status=draft")
+    page.check(".pgbulk-page")
+    page.click("#pgbulk-delete")
+    page.wait_for_selector("#pgbulk-modal [data-pgbulk-focus]")
+    focused = page.evaluate("document.activeElement.textContent.trim()")
+    assert focused == "Keep them"
+    page.keyboard.press("Enter")  # keeps them
+    assert Book.objects.filter(pk__in=ids).count() == 3 and not Job.objects.exists()

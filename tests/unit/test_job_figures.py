@@ -130,3 +130,17 @@ def test_a_throttle_is_due_the_first_time_then_once_per_period():
     assert [hourly.due(), hourly.due(), hourly.due()] == [True, False, False]
     always = Every(0)
     assert [always.due(), always.due()] == [True, True]
+
+
+def test_a_job_queued_again_after_a_lost_worker_shows_no_rate_or_time_left():
+    """It showed the earlier run's rate and an ETA while it waited for a worker."""
+    requeued = job("queued", total=1000, done=400, started=NOW - timedelta(seconds=40))
+    snap = figures(requeued)
+    assert (snap["done"], snap["rate"], snap["eta_seconds"]) == (400, None, None)
+
+
+def test_a_sub_second_duration_reads_less_than_a_second():
+    from pgbulk.job_status import duration_text
+
+    assert (duration_text(0.2), duration_text(0.6), duration_text(75)) == (
+        "< 1 s", "1 s", "1 min 15 s")

@@ -111,8 +111,9 @@
   });
 
   function focusFirstField(modal) {
+    // The first field, or what the content asks for (a confirmation's safe answer).
     const body = modal.querySelector("#pgbulk-modal-body");
-    const first = body.querySelector(
+    const first = body.querySelector("[data-pgbulk-focus]") || body.querySelector(
       "input:not([type=hidden]):not([disabled]), select, textarea, button:not([disabled]), a[href]");
     (first || modal.querySelector(".pgbulk-close"))?.focus();
   }
