@@ -77,6 +77,7 @@ class SampleRecord(TypedDict):
     pk: str
     record: str
     changes: list[SampleChange]
+    fails: str  # why the job's validation would refuse it ("" if it passes or is not run)
 
 
 class Failures(TypedDict):
@@ -162,7 +163,7 @@ class Previewer:
                        for n, f in enumerate(self.scalar)],
             "m2m": [self.m2m_preview(name, change, counts["total"])
                     for name, change in self.m2m.items()],
-            "sample": self.sample(),
+            "sample": self.mark_failing(self.sample(), validation) if size else self.sample(),
             "failures": self.failures(validation, size),
         }
 
@@ -233,14 +234,32 @@ class Previewer:
             for name, change in self.m2m.items():
                 changes.append(m2m_change(record, model_field(self.model, name), change,
                                           related[name]))
-            rows.append({"pk": str(record.pk), "record": name_of(record), "changes": changes})
+            rows.append({"pk": str(record.pk), "record": name_of(record), "changes": changes,
+                         "fails": ""})
         return rows
+
+    def operation(self, validation: str) -> UpdateOperation:
+        job = Job(kind="update", model=self.model._meta.label,
+                  params={"values": self.cleaned, "validation": validation})
+        return UpdateOperation(job, self.queryset.db)
+
+    def mark_failing(self, rows: list[SampleRecord], validation: str) -> list[SampleRecord]:
+        """The sample's rows, each with why the job's validation would refuse it."""
+        operation = self.operation(validation)
+        if not operation.simple or not rows:
+            return rows
+        records = self.queryset.model._base_manager.using(self.queryset.db).filter(
+            pk__in=[row["pk"] for row in rows])
+        _failed, errors = operation.would_fail((record, operation.simple) for record in records)
+        why: dict[str, list[str]] = {}
+        for entry in entries_in_words(self.model, errors):
+            field = f"{entry['field']}: " if entry.get("field") else ""
+            why.setdefault(str(entry["pk"]), []).append(f"{field}{entry['message']}")
+        return [{**row, "fails": " ".join(why.get(row["pk"], []))} for row in rows]
 
     def failures(self, validation: str, size: int) -> Failures:
         """The job's per-record validation, run in memory on a random sample."""
-        job = Job(kind="update", model=self.model._meta.label,
-                  params={"values": self.cleaned, "validation": validation})
-        operation = UpdateOperation(job, self.queryset.db)
+        operation = self.operation(validation)
         if not operation.simple or not size:
             return {"validation": validation, "sampled": 0, "failed": 0, "errors": []}
         keys = list(self.records.order_by("?").values_list("pk", flat=True)[:size])

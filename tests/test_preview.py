@@ -135,6 +135,7 @@ def test_the_sample_shows_the_first_five_records_in_the_selections_order():
     assert [row["pk"] for row in result["sample"]] == [str(pk) for pk in ids[::-1][:5]]
     first = result["sample"][0]
     assert first["record"] == "Book 7"
+    assert first["fails"] == ""
     assert first["changes"] == [
         {"field": "status", "label": "status", "before": "Archived", "after": "Published"},
         {"field": "genres", "label": "genres", "before": "Crime", "after": "Crime, Poetry"}]
@@ -153,6 +154,17 @@ def test_predicted_failures_run_the_jobs_validation_on_a_sample_and_name_the_rec
         for n, pk in enumerate(ids) if n >= 97]
     full = pgbulk.preview(Book.objects.all(), {"status": "archived"}, validation="full")
     assert (full["failures"]["validation"], full["failures"]["failed"]) == ("full", 3)
+
+
+def test_the_sample_says_which_of_its_records_would_fail():
+    """The first records showed "Draft → Archived" for records the job then refused."""
+    ids = make_books(5)
+    set_field(ids[1:], in_print=False)  # only the first is in print: it would fail
+    result = pgbulk.preview(Book.objects.order_by("pk"), {"status": "archived"})
+    assert [row["fails"] for row in result["sample"]] == [
+        "in print: An archived book cannot be in print.", "", "", "", ""]
+    quick = pgbulk.preview(Book.objects.order_by("pk"), {"status": "archived"}, sample_size=0)
+    assert [row["fails"] for row in quick["sample"]] == [""] * 5  # nothing validated
 
 
 def test_the_sample_size_bounds_what_is_validated(settings):
