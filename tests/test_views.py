@@ -370,3 +370,11 @@ def test_admin_action_pages_stay_in_the_admin(client):
     assert "status → Published" in change and "pgbulk-bar" in change
     assert "Book 0" in change and "Nope." in change
     assert f'href="/admin/library/book/{ids[0]}/change/"' in change
+
+
+def test_each_row_checkbox_is_named_for_screen_readers(client, editor):
+    """Every row's checkbox was labelled just "Select"."""
+    make_books(2)
+    html = client.get("/").content.decode()
+    assert 'aria-label="Select Book 0"' in html and 'aria-label="Select Book 1"' in html
+
