@@ -130,8 +130,9 @@ def running_text(job: Job, progress: dict[str, Any], parts: list[str]) -> tuple[
         return after + "; " + _("the job will resume"), "lost"
     if job.cancel_requested:
         who = job.cancelled_by.get_username() if job.cancelled_by else ""
-        text = (_("Cancelling (asked by %(user)s): stopping at the next chunk") % {"user": who}
-                if who else _("Cancelling: stopping at the next chunk"))
+        text = (_("Cancelling (asked by %(user)s): stopping after the records in progress")
+                % {"user": who} if who else
+                _("Cancelling: stopping after the records in progress"))
         return text, "running"
     if not progress.get("progress_known"):
         parts.append(_("live progress unknown (rebuilding after a restart)"))
@@ -178,4 +179,5 @@ def cancel_question(job: Job, summary: str) -> str:
     if job.params.get("atomic", True):
         return _("Cancel “%(job)s”? It is all or nothing: every change it made is rolled "
                  "back.") % {"job": summary}
-    return _("Cancel “%(job)s”? Records it changed so far stay changed.") % {"job": summary}
+    return _("Cancel “%(job)s”? Records it changed so far stay changed, and so do those "
+             "in progress when it stops.") % {"job": summary}
