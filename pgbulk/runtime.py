@@ -120,10 +120,14 @@ class JobRuntime:
         return asked or (self.outer is not None and self.outer.should_end())
 
     def should_end(self) -> bool:
-        """Should this run end: stop asked, or its attempt over? (For the runs nested in
-        it, which then stop as cancelled.)"""
-        asked, current = self.runner_state()
-        return asked or not current or (self.outer is not None and self.outer.should_end())
+        """Should the runs nested in this one stop (then as cancelled)? Yes if this job,
+        still running, was asked to stop, or another attempt took it over, or the same
+        holds for the job it runs in."""
+        with connections[self.side].cursor() as cursor:
+            cursor.execute(query("outer_stop_wanted"), {"job_id": str(self.job.id),
+                                                        "attempt": self.token})
+            row = cursor.fetchone()
+        return bool(row and row[0]) or (self.outer is not None and self.outer.should_end())
 
     def runner_state(self) -> tuple[bool, bool]:
         """(stop asked, this runner's attempt still current) of the job."""

@@ -239,6 +239,13 @@ DELETE FROM pgbulk_runner_progress WHERE job_id = %(job_id)s::uuid;
 SELECT cancel_requested, status = 'running' AND attempt = %(attempt)s
 FROM pgbulk_job WHERE id = %(job_id)s::uuid;
 
+-- name: outer_stop_wanted
+-- Whether the runs nested in a job's run should stop: the job, still running, was
+-- asked to stop, or another attempt took it over (a job that ended under this
+-- attempt is no reason: its listeners may start jobs of their own).
+SELECT (status = 'running' AND cancel_requested) OR attempt IS DISTINCT FROM %(attempt)s
+FROM pgbulk_job WHERE id = %(job_id)s::uuid;
+
 -- name: upsert_progress
 -- Write a job's progress row (one per job, UNLOGGED table): its total and
 -- latest message while it runs, its exact figures once it ends.

@@ -314,3 +314,29 @@ def test_a_nested_launch_on_the_running_job_s_own_records_says_so():
     assert job.status == "failed"
     assert (f"2 record(s) held by the job launching it ({job.id}), which cannot reserve its "
             "own records again: change them in its body") in job.message
+
+
+@worker_test
+def test_a_job_launched_by_a_listener_of_a_finished_job_runs_normally():
+    """After nested runs started watching their outer job, a follow-up launched (run
+    in place) from a job's "complete" listener saw the finished outer as "attempt over"
+    and ended cancelled, nothing changed."""
+    ids = make_books(6, genre=False)
+    followups: list = []
+    started: list = []
+
+    def on_job(sender, job, event, **kwargs):
+        if event == "complete" and not started:
+            started.append(job.id)
+            followups.append(pgbulk.bulk_update(Book.objects.filter(pk__in=ids[3:]),
+                                                {"price": 77}, run="sync"))
+
+    signals.job_event.connect(on_job, weak=False)
+    try:
+        first = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:3]), {"price": 55},
+                                   run="sync")
+    finally:
+        signals.job_event.disconnect(on_job)
+    assert first.status == "succeeded"
+    assert followups and followups[0].status == "succeeded", followups[0].message
+    assert Book.objects.filter(pk__in=ids[3:], price=77).count() == 3
