@@ -99,7 +99,8 @@ def checked_entries(errors: Any) -> list[ErrorEntry]:
                         f"{type(errors).__name__}")
     entries: list[ErrorEntry] = []
     for entry in errors:
-        if not isinstance(entry, dict) or "pk" not in entry or "message" not in entry:
+        if (not isinstance(entry, dict) or "message" not in entry
+                or entry.get("pk") is None or isinstance(entry["pk"], bool)):
             raise ValueError(f"fail_records(): each entry needs a 'pk' and a 'message', not "
                              f"{entry!r}")
         pk = entry["pk"] if isinstance(entry["pk"], str | int) else str(entry["pk"])  # UUID
@@ -112,8 +113,8 @@ def checked_entries(errors: Any) -> list[ErrorEntry]:
     return entries
 
 
-#: The keywords AsyncManager().launch() takes itself (a task's own parameters cannot
-#: have these names).
+#: The keywords AsyncManager().launch() takes itself: a task's parameter of one of
+#: these names can only be given by position (a keyword-only one is refused).
 LAUNCH_KEYWORDS = frozenset({"lock", "user", "run", "atomic", "conflict_checking", "context",
                              "parallel", "chunk_size"})
 
@@ -133,12 +134,14 @@ def job_task(func: Callable | None = None, *, name: str | None = None, atomic: b
         from procrastinate.contrib.django import app
 
         task_name = name or f"{body.__module__}.{body.__qualname__}"
-        taken = LAUNCH_KEYWORDS.intersection(inspect.signature(body).parameters)
+        keyword_only = {name for name, p in inspect.signature(body).parameters.items()
+                        if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        taken = LAUNCH_KEYWORDS & keyword_only
         if taken:
             raise TypeError(
-                f"job task {task_name}: a parameter may not be named {min(taken)!r}: "
-                "AsyncManager().launch() takes that keyword itself, so the task would "
-                "never receive it")
+                f"job task {task_name}: a keyword-only parameter may not be named "
+                f"{min(taken)!r}: AsyncManager().launch() takes that keyword itself, so "
+                "the task would never receive it (pass it by position instead)")
 
         def run(context, job_id: str, runner: int = 0) -> None:
             run_in_worker(context, job_id, runner)

@@ -180,15 +180,24 @@ def test_a_selection_django_knows_is_empty_is_refused_like_any_empty_one(selecti
     assert (job.status, job.total, job.message) == ("succeeded", 0, "chunks: ")
 
 
-def test_a_task_parameter_named_like_a_launch_keyword_is_refused_at_import():
-    """launch(chunk_size=2) went to the launch, and the task's own chunk_size silently
-    kept its default."""
-    with pytest.raises(TypeError, match="may not be named 'chunk_size'"):
+@pytest.mark.django_db
+def test_a_keyword_only_task_parameter_named_like_a_launch_keyword_is_refused():
+    """launch(chunk_size=2) goes to the launch: a keyword-only chunk_size silently kept
+    its default. One that can be given by position is fine, as is a handle named
+    "context"."""
+    with pytest.raises(TypeError, match="keyword-only parameter may not be named 'chunk_size'"):
         @pgbulk.job_task(name="tests.clashing_task")
-        def clashing(job, chunk_size=5):
+        def clashing(job, *, chunk_size=5):
             return str(chunk_size)
     from pgbulk.job_tasks import REGISTRY
     assert "tests.clashing_task" not in REGISTRY
+
+    @pgbulk.job_task(name="tests.notify_user")
+    def notify(context, user):
+        return f"Told {user}."
+
+    job = AsyncManager().launch(notify, 7, run="sync")
+    assert (job.status, job.message) == ("succeeded", "Told 7.")
 
 
 @pytest.mark.django_db
@@ -200,6 +209,7 @@ def test_malformed_failures_are_refused_and_the_job_fails_once_saying_why():
 
     ids = make_books(5, genre=False)
     for errors, said in (([{"pk": ids[0]}], "each entry needs a 'pk' and a 'message'"),
+                         ([{"pk": None, "message": "m"}], "each entry needs"),
                          ({"pk": ids[0], "message": "m"}, "takes a list of {pk, message}"),
                          (["bad"], "each entry needs")):
         job = AsyncManager().launch(report_failures, errors, lock=(Book, ids), run="sync")
