@@ -156,6 +156,7 @@ class Previewer:
             for n, f in enumerate(self.scalar)})
         if not counts["total"]:
             raise BulkValidationError({"__all__": [_("No records are selected.")]})
+        sample, failures = self.sample_and_failures(validation, size)
         return {
             "model": self.model._meta.label,
             "total": counts["total"],
@@ -163,8 +164,8 @@ class Previewer:
                        for n, f in enumerate(self.scalar)],
             "m2m": [self.m2m_preview(name, change, counts["total"])
                     for name, change in self.m2m.items()],
-            "sample": self.mark_failing(self.sample(), validation) if size else self.sample(),
-            "failures": self.failures(validation, size),
+            "sample": sample,
+            "failures": failures,
         }
 
     def holds_new(self, field: Any) -> Q:
@@ -243,26 +244,27 @@ class Previewer:
                   params={"values": self.cleaned, "validation": validation})
         return UpdateOperation(job, self.queryset.db)
 
-    def mark_failing(self, rows: list[SampleRecord], validation: str) -> list[SampleRecord]:
-        """The sample's rows, each with why the job's validation would refuse it."""
-        operation = self.operation(validation)
-        if not operation.simple or not rows:
-            return rows
-        records = self.queryset.model._base_manager.using(self.queryset.db).filter(
-            pk__in=[row["pk"] for row in rows])
-        _failed, errors = operation.would_fail((record, operation.simple) for record in records)
+    def sample_and_failures(self, validation: str, size: int
+                            ) -> tuple[list[SampleRecord], Failures]:
+        """The shown records, each marked with why the job would refuse it, and the
+        failures predicted on ``size`` records: those shown, then a random sample."""
+        rows = self.sample()
+        failures = self.failures(validation, size, [row["pk"] for row in rows])
         why: dict[str, list[str]] = {}
-        for entry in entries_in_words(self.model, errors):
+        for entry in entries_in_words(self.model, failures["errors"]):
             field = f"{entry['field']}: " if entry.get("field") else ""
             why.setdefault(str(entry["pk"]), []).append(f"{field}{entry['message']}")
-        return [{**row, "fails": " ".join(why.get(row["pk"], []))} for row in rows]
+        return [{**row, "fails": " ".join(why.get(row["pk"], []))} for row in rows], failures
 
-    def failures(self, validation: str, size: int) -> Failures:
-        """The job's per-record validation, run in memory on a random sample."""
+    def failures(self, validation: str, size: int, shown: list[str]) -> Failures:
+        """The job's per-record validation, run in memory on ``size`` records: the
+        ``shown`` ones first, then a random sample of the others."""
         operation = self.operation(validation)
         if not operation.simple or not size:
             return {"validation": validation, "sampled": 0, "failed": 0, "errors": []}
-        keys = list(self.records.order_by("?").values_list("pk", flat=True)[:size])
+        first = shown[:size]
+        others = self.records.exclude(pk__in=first).order_by("?")
+        keys = [*first, *others.values_list("pk", flat=True)[:size - len(first)]]
         records = list(self.queryset.filter(pk__in=keys).order_by("pk"))
         failed, errors = operation.would_fail((record, operation.simple) for record in records)
         return {"validation": validation, "sampled": len(records), "failed": failed,

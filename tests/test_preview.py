@@ -266,3 +266,14 @@ def test_a_reader_who_may_not_view_records_gets_counts_only():
     assert hidden["sample"] == [] and hidden["failures"]["errors"] == []
     assert hidden["failures"]["failed"] == 3 and hidden["fields"] == result["fields"]
     assert public_preview(result, readable=True) is result
+
+
+def test_the_records_shown_are_counted_in_the_predicted_failures(settings):
+    """The shown rows and the random sample were validated apart: a shown row could read
+    "would fail" beside "All 5 sampled records pass validation"."""
+    settings.PGBULK = {**settings.PGBULK, "PREVIEW_SAMPLE_SIZE": 5}
+    ids = make_books(200)
+    set_field(ids[1:], in_print=False)  # only the first book would fail
+    result = pgbulk.preview(Book.objects.order_by("pk"), {"status": "archived"})
+    assert result["sample"][0]["fails"]
+    assert (result["failures"]["sampled"], result["failures"]["failed"]) == (5, 1)
