@@ -136,7 +136,7 @@ def with_key(job: Job, log: QuerySet[Change], key: str) -> QuerySet[Change]:
         return log.none()
     model = describe.job_model(job)
     with contextlib.suppress(ValidationError, TypeError, ValueError):  # else as written
-        key = str(model._meta.pk.to_python(key.strip())) if model else key
+        key = str(model._meta.pk.to_python(key)) if model else key
     return log.filter(object_pk=key)
 
 
