@@ -140,7 +140,8 @@ def safe_cell(value: str) -> str:
 
 def csv_lines(job: Job) -> Iterator[str]:
     """The CSV of every error of a job, header first, streamed in batches; an undo's
-    skipped records too, told apart by the last column ("failed" or "skipped")."""
+    skipped records too, told apart by the last column ("failed", "skipped", or for a
+    delete "already gone")."""
     writer = csv.writer(Echo())
     yield writer.writerow(["key", "record", "field", "message", "outcome"])
     rows = source(job, skipped=None)
@@ -155,7 +156,8 @@ def csv_lines(job: Job) -> Iterator[str]:
 
 
 def _csv_batch(job: Job, writer: Any, batch: list[Any]) -> Iterator[str]:
+    left_alone = "already gone" if job.kind == "delete" else "skipped"
     for row in named(job, batch, links=False):
         yield writer.writerow([safe_cell(row.object_pk), safe_cell(row.record),
                                safe_cell(row.field), safe_cell(row.message),
-                               "skipped" if row.skipped else "failed"])
+                               left_alone if row.skipped else "failed"])

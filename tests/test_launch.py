@@ -468,3 +468,5 @@ def test_a_delete_whose_records_are_already_gone_succeeds_and_says_so(held_queue
     page = client.get(f"/pgbulk/jobs/{job.id}/").content.decode()
     assert "Already gone" in page and "Skipped (changed since" not in page
     assert "2 already gone" in page
+    csv_text = b"".join(client.get(f"/pgbulk/jobs/{job.id}/errors.csv").streaming_content)
+    assert csv_text.decode().count(",already gone\r\n") == 2
