@@ -210,7 +210,8 @@ class BulkEditAdminMixin(BulkHistoryAdminMixin):
         applying = "pgbulk_apply" in request.POST
         previewing = "pgbulk_preview" in request.POST
         form = BulkEditForm(self.model, self.bulk_fields,
-                            data=request.POST if applying or previewing else None)
+                            data=request.POST if applying or previewing else None,
+                            raw_id_fields=[*self.raw_id_fields, *self.autocomplete_fields])
         count = queryset.count()
         preview = self.pgbulk_preview(request, queryset, form) if previewing else None
         if applying and form.is_valid():

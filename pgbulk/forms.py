@@ -8,6 +8,7 @@ text field; an M2M "replace with" nothing clears it): then the empty choice read
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
@@ -58,13 +59,30 @@ def value_field(field: Any) -> forms.Field:
     return form_field
 
 
-class BulkEditForm(forms.Form):
-    """Built from ``bulk_fields``; ``values()`` gives what ``pgbulk.bulk_update`` takes."""
+class KeysInput(forms.TextInput):
+    """A text box of related keys, separated by commas (a many-to-many field's raw ids)."""
 
-    def __init__(self, model: type[Model], field_names: list[str], *args, **kwargs) -> None:
+    def format_value(self, value: Any) -> str | None:
+        if isinstance(value, list | tuple):
+            return ", ".join(str(key) for key in value)
+        return super().format_value(value)
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> list[str]:
+        raw = data.get(name) or ""
+        return [key.strip() for key in raw.split(",") if key.strip()]
+
+
+class BulkEditForm(forms.Form):
+    """Built from ``bulk_fields``; ``values()`` gives what ``pgbulk.bulk_update`` takes.
+    Relations named in ``raw_id_fields`` take keys typed in a text box instead of a
+    select listing every related record."""
+
+    def __init__(self, model: type[Model], field_names: list[str], *args,
+                 raw_id_fields: Iterable[str] = (), **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.model = model
         self.field_names = list(field_names)
+        raw_ids = set(raw_id_fields)
         for name in self.field_names:
             field = model_field(model, name)
             verbose = field.verbose_name
@@ -76,6 +94,9 @@ class BulkEditForm(forms.Form):
                     label=_("How to change %(field)s") % {"field": verbose})
             self.fields[name] = value_field(field)
             self.fields[name].label = _("New %(field)s") % {"field": verbose}
+            if name in raw_ids and field.is_relation:
+                self.fields[name].widget = (KeysInput() if field.many_to_many
+                                            else forms.TextInput())
 
     def rows(self) -> list[dict[str, Any]]:
         """Per field: its toggle, its optional M2M operation and its value, for templates."""
@@ -92,6 +113,11 @@ class BulkEditForm(forms.Form):
 
     def hint(self, name: str) -> str:
         field = model_field(self.model, name)
+        widget = self.fields[name].widget
+        if isinstance(widget, KeysInput):
+            return _("The keys of the records, separated by commas.")
+        if field.is_relation and type(widget) is forms.TextInput:
+            return _("The key of the record.")
         if field.many_to_many:
             return _("“Replace with” nothing removes them all.") if can_be_empty(field) else ""
         widget = self.fields[name].widget

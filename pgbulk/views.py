@@ -45,6 +45,8 @@ else:
 
 class BulkEditMixin(_ListViewBase):
     bulk_fields: list[str] = []
+    #: Relations of bulk_fields edited by key in a text box, not a select of every record.
+    bulk_raw_id_fields: list[str] = []
     bulk_delete: bool = False
     bulk_async: bool = True
     bulk_min_async_records: int = 20
@@ -110,7 +112,8 @@ class BulkEditMixin(_ListViewBase):
         return handlers[action](selection)
 
     def bulk_form(self, selection: QuerySet) -> HttpResponse:
-        form = BulkEditForm(self.bulk_model(), self.bulk_fields)
+        form = BulkEditForm(self.bulk_model(), self.bulk_fields,
+                            raw_id_fields=self.bulk_raw_id_fields)
         return self.bulk_render("pgbulk/bulk_form.html", {"form": form, "count": selection.count()})
 
     def bulk_preview(self, selection: QuerySet) -> HttpResponse:
@@ -118,7 +121,8 @@ class BulkEditMixin(_ListViewBase):
 
         Invalid values answer 422 with the form, swapped in place of the whole form.
         """
-        form = BulkEditForm(self.bulk_model(), self.bulk_fields, data=self.request.POST)
+        form = BulkEditForm(self.bulk_model(), self.bulk_fields, data=self.request.POST,
+                            raw_id_fields=self.bulk_raw_id_fields)
         data = preview_form(form, selection, fields=self.bulk_fields,
                             validation=self.bulk_validation, strategy=self.bulk_strategy,
                             user=self.request.user)
@@ -132,7 +136,8 @@ class BulkEditMixin(_ListViewBase):
         return retarget(response, "#pgbulk-modal-body")
 
     def bulk_edit(self, selection: QuerySet) -> HttpResponse:
-        form = BulkEditForm(self.bulk_model(), self.bulk_fields, data=self.request.POST)
+        form = BulkEditForm(self.bulk_model(), self.bulk_fields, data=self.request.POST,
+                            raw_id_fields=self.bulk_raw_id_fields)
         count = selection.count()
         if not form.is_valid():
             return self.bulk_render("pgbulk/bulk_form.html", {"form": form, "count": count}, 422)

@@ -1,11 +1,12 @@
-"""More list views with BulkEditMixin: authors (books PROTECT them) and publishers (text keys)."""
+"""More list views with BulkEditMixin: authors (books PROTECT them), publishers (text keys)
+and books whose relations are edited by key (bulk_raw_id_fields)."""
 
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.urls import path
 from django.views.generic import ListView
 
 from pgbulk.views import BulkEditMixin
-from testproject.library.models import Author, Publisher
+from testproject.library.models import Author, Book, Publisher
 from testproject.urls import urlpatterns as sample
 
 
@@ -27,7 +28,16 @@ class PublisherListView(LoginRequiredMixin, BulkEditMixin, ListView):
     bulk_delete = True
 
 
+class BookByKeyListView(LoginRequiredMixin, BulkEditMixin, ListView):
+    model = Book
+    extra_context = {"title": "Books"}
+    template_name = "library/simple_list.html"
+    bulk_fields = ["author", "genres"]
+    bulk_raw_id_fields = ["author", "genres"]
+
+
 urlpatterns = [
+    path("books-by-key/", BookByKeyListView.as_view()),
     path("authors/", AuthorListView.as_view()),
     path("publishers/", PublisherListView.as_view()),
     *sample,
