@@ -113,6 +113,13 @@ def checked_entries(errors: Any) -> list[ErrorEntry]:
     return entries
 
 
+def whole_size(value: Any, what: str) -> int:
+    """A chunk size given by code: a whole number of at least 1 (else ValueError)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a whole number of at least 1, not {value!r}")
+    return value
+
+
 #: The keywords AsyncManager().launch() takes itself: a task's parameter of one of
 #: these names can only be given by position (a keyword-only one is refused).
 LAUNCH_KEYWORDS = frozenset({"lock", "user", "run", "atomic", "conflict_checking", "context",
@@ -361,9 +368,8 @@ class JobHandle:
         a job launched without records (``lock=None``)."""
         from django.apps import apps
 
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int)
-                                 or size < 1):
-            raise ValueError(f"chunks(size) takes a whole number of at least 1, not {size!r}")
+        if size is not None:
+            whole_size(size, "chunks(size)")
         if not self.job.model:
             return
         to_python = apps.get_model(self.job.model)._meta.pk.to_python

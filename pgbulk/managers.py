@@ -52,7 +52,7 @@ class AsyncManager:
         ``context`` (JSON) describes the job for its pages, e.g. ``{"label": ...}``;
         ``chunk_size`` is what ``job.chunks()`` yields (CHUNK_SIZE by default)."""
         from pgbulk import launch as launching
-        from pgbulk.job_tasks import REGISTRY
+        from pgbulk.job_tasks import REGISTRY, whole_size
 
         spec = REGISTRY.get(task) if isinstance(task, str) else task
         if spec is None or getattr(spec, "name", None) not in REGISTRY:
@@ -61,7 +61,7 @@ class AsyncManager:
             "args": list(args), "kwargs": kwargs, "context": context or {},
             "manager": f"{type(self).__module__}.{type(self).__qualname__}"}
         if chunk_size is not None:
-            params["chunk_size"] = positive_size(chunk_size)
+            params["chunk_size"] = whole_size(chunk_size, "chunk_size")
         try:
             json.dumps(params)
         except TypeError as error:
@@ -83,13 +83,6 @@ class AsyncManager:
         """The pgbulk URLs, to add once to the project's urlpatterns
         (``urlpatterns += AsyncManager.get_urlpatterns()``)."""
         return [path("pgbulk/", include("pgbulk.urls"))]
-
-
-def positive_size(value: Any) -> int:
-    """A chunk size given at launch: a whole number of at least 1 (else ValueError)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"chunk_size must be a whole number of at least 1, not {value!r}")
-    return value
 
 
 def lock_queryset(lock: Lock) -> QuerySet | None:

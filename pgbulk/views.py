@@ -111,9 +111,12 @@ class BulkEditMixin(_ListViewBase):
                     "task": self.bulk_run_task}
         return handlers[action](selection)
 
-    def bulk_form(self, selection: QuerySet) -> HttpResponse:
-        form = BulkEditForm(self.bulk_model(), self.bulk_fields,
+    def bulk_edit_form(self, data: Any = None) -> BulkEditForm:
+        return BulkEditForm(self.bulk_model(), self.bulk_fields, data=data,
                             raw_id_fields=self.bulk_raw_id_fields)
+
+    def bulk_form(self, selection: QuerySet) -> HttpResponse:
+        form = self.bulk_edit_form()
         return self.bulk_render("pgbulk/bulk_form.html", {"form": form, "count": selection.count()})
 
     def bulk_preview(self, selection: QuerySet) -> HttpResponse:
@@ -121,8 +124,7 @@ class BulkEditMixin(_ListViewBase):
 
         Invalid values answer 422 with the form, swapped in place of the whole form.
         """
-        form = BulkEditForm(self.bulk_model(), self.bulk_fields, data=self.request.POST,
-                            raw_id_fields=self.bulk_raw_id_fields)
+        form = self.bulk_edit_form(self.request.POST)
         data = preview_form(form, selection, fields=self.bulk_fields,
                             validation=self.bulk_validation, strategy=self.bulk_strategy,
                             user=self.request.user)
@@ -136,8 +138,7 @@ class BulkEditMixin(_ListViewBase):
         return retarget(response, "#pgbulk-modal-body")
 
     def bulk_edit(self, selection: QuerySet) -> HttpResponse:
-        form = BulkEditForm(self.bulk_model(), self.bulk_fields, data=self.request.POST,
-                            raw_id_fields=self.bulk_raw_id_fields)
+        form = self.bulk_edit_form(self.request.POST)
         count = selection.count()
         if not form.is_valid():
             return self.bulk_render("pgbulk/bulk_form.html", {"form": form, "count": count}, 422)

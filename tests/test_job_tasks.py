@@ -269,7 +269,7 @@ def test_chunks_refuse_a_bad_size_and_a_job_without_records_has_none():
     ids = make_books(3, genre=False)
     for size in (0, -3, 2.5):  # 0 meant CHUNK_SIZE, -3 meant 1
         job = AsyncManager().launch(chunk_sizes, size, lock=(Book, ids), run="sync")
-        assert job.status == "failed" and "chunks(size) takes a whole number" in job.message
+        assert job.status == "failed" and "chunks(size) must be a whole number" in job.message
     job = AsyncManager().launch(chunk_sizes, run="sync")  # it failed: ValueError, unpacking
     assert (job.status, job.message) == ("succeeded", "chunks: ")
     from testproject.library.tasks import report_failures
