@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy
 
 import pgbulk
 from pgbulk import changes, describe, record_errors
-from pgbulk.change_views import job_links, undo_offer
+from pgbulk.change_views import conflict_rows, job_links, undo_offer
 from pgbulk.conf import pgbulk_settings
 from pgbulk.forms import BulkEditForm
 from pgbulk.job_views import progress_context
@@ -250,6 +250,8 @@ class BulkEditAdminMixin(BulkHistoryAdminMixin):
             "select_across": request.POST.get("select_across", "0"),
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "preview": preview,
+            "held": conflict_rows(request.user, preview["held"])
+            if preview and self.bulk_async_conflict_checking else [],
             "atomic": self.bulk_atomic,
             "readable": can_view_records(request.user, self.model._meta.label),
         }

@@ -22,8 +22,9 @@ from django.utils.translation import gettext as _
 
 from pgbulk.conf import pgbulk_settings
 from pgbulk.describe import entries_in_words
-from pgbulk.exceptions import BulkValidationError, ErrorEntry
+from pgbulk.exceptions import BulkValidationError, ConflictEntry, ErrorEntry
 from pgbulk.launch import VALIDATIONS
+from pgbulk.locks import conflict_report
 from pgbulk.models import Job
 from pgbulk.permissions import can_view_records
 from pgbulk.strategies import UpdateOperation, name_of
@@ -33,6 +34,8 @@ from pgbulk.values import clean_values, model_field, split, to_key
 TOP_VALUES = 10
 #: Records shown before -> after.
 SAMPLE_RECORDS = 5
+#: No job: the preview asks which jobs hold selected records, as a launch would.
+NO_JOB = "00000000-0000-0000-0000-000000000000"
 
 
 class ValueCount(TypedDict):
@@ -94,6 +97,7 @@ class Preview(TypedDict):
     m2m: list[M2MPreview]
     sample: list[SampleRecord]
     failures: Failures
+    held: list[ConflictEntry]  # other jobs holding selected records now (Apply is refused)
 
 
 def preview(
@@ -166,6 +170,7 @@ class Previewer:
                     for name, change in self.m2m.items()],
             "sample": sample,
             "failures": failures,
+            "held": conflict_report(NO_JOB, self.queryset, using=self.queryset.db),
         }
 
     def holds_new(self, field: Any) -> Q:

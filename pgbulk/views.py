@@ -130,9 +130,10 @@ class BulkEditMixin(_ListViewBase):
                             user=self.request.user)
         if data is not None:
             readable = can_view_records(self.request.user, self.bulk_model()._meta.label)
+            held = self.bulk_conflicts(data["held"]) if self.bulk_async_conflict_checking else []
             return self.bulk_render("pgbulk/bulk_preview.html",
                                     {"preview": data, "readable": readable,
-                                     "atomic": self.bulk_atomic})
+                                     "atomic": self.bulk_atomic, "held": held})
         response = self.bulk_render("pgbulk/bulk_form.html",
                                     {"form": form, "count": selection.count()}, 422)
         return retarget(response, "#pgbulk-modal-body")

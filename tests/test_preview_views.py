@@ -174,3 +174,27 @@ def test_admin_preview_shows_the_preview_on_the_form_and_writes_nothing(client):
     applied = admin_post(client, ids, pgbulk_apply="Apply", change_status="on",
                          status="published")
     assert applied.status_code == 302 and Job.objects.count() == 1
+
+
+def test_a_preview_says_apply_would_be_refused_while_another_job_holds_records(client):
+    """Before: the user learnt of the holder only from Apply's 409."""
+    user = login(client, "change_book", "view_book")
+    ids = make_books(5)
+    holder = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:2]), {"price": "2"},
+                                run="async", min_async_records=0, user=user)
+    page = preview(client, ids, status="archived").content.decode()
+    assert "Apply would be refused now:" in page
+    assert f'href="/pgbulk/jobs/{holder.id}/"' in page and ">2</span> of them" in page
+    assert Job.objects.count() == 1 and reservation_count() == 2  # the holder's only
+    free = preview(client, ids[2:], status="archived").content.decode()
+    assert "Apply would be refused" not in free
+
+
+def test_the_admin_preview_names_the_job_holding_records(client):
+    client.force_login(User.objects.create_superuser("boss", password="x"))
+    ids = make_books(4)
+    pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:1]), {"price": "2"}, run="async",
+                       min_async_records=0)
+    page = admin_post(client, ids, pgbulk_preview="Preview", change_status="on",
+                      status="published").content.decode()
+    assert "Apply would be refused now:" in page and ">1</span> of them" in page
