@@ -237,3 +237,23 @@ def test_the_delete_confirmation_puts_focus_on_keeping_the_records(page, setting
     assert focused == "Keep them"
     page.keyboard.press("Enter")  # keeps them
     assert Book.objects.filter(pk__in=ids).count() == 3 and not Job.objects.exists()
+
+
+def test_closing_the_modal_of_a_running_job_leaves_it_in_the_banner(page, settings):
+    """Before: the job vanished from the page until a reload showed the banner."""
+    settings.PGBULK = {**settings.PGBULK, "QUEUE": "held"}  # it stays queued
+    make_books(25)  # more than min_async_records: a background job
+    open_edit_form(page)
+    submit_edit(page, "price", "7")
+    page.wait_for_selector(f"{MODAL}[data-status=queued]")
+    job = Job.objects.get()
+    page.locator("#pgbulk-modal .pgbulk-close").click()
+    banner = f"#pgbulk-active-jobs .pgbulk-progress[data-job='{job.id}']"
+    page.wait_for_selector(banner)
+    assert page.inner_text("#pgbulk-active-jobs .pgbulk-banner-title") == (
+        "Your job on these records is still going")
+    assert "Queued: waiting for a worker" in page.inner_text(banner)
+    assert page.locator("#pgbulk-modal .pgbulk-progress").count() == 0  # one poller
+    shot(page, "14-banner-after-closing-the-modal", full=False)
+    job.cancel(by=User.objects.get(username="demo"))
+    page.wait_for_selector(f"{banner}[data-status=cancelled]")

@@ -129,8 +129,43 @@
 
   document.addEventListener("close", (event) => {
     if (event.target.id !== "pgbulk-modal") return;
+    const running = event.target.querySelector(".pgbulk-progress[hx-get]");
+    if (running) toBanner(running);
     if (opener && document.contains(opener)) opener.focus();
   }, true);
+
+  // A job still going when its modal closes goes on in the active-jobs banner, as after
+  // a reload (the modal stops following it).
+  function toBanner(progress) {
+    const toolbar = $("#pgbulk-toolbar");
+    const url = progress.getAttribute("hx-get").replace(/view=modal\b/, "view=compact");
+    $("#pgbulk-modal-body").replaceChildren();
+    if (!toolbar || !window.htmx) return;
+    let banner = $("#pgbulk-active-jobs");
+    if (!banner) {
+      banner = document.createElement("section");
+      banner.id = "pgbulk-active-jobs";
+      banner.className = "pgbulk-banner";
+      banner.setAttribute("aria-label", toolbar.dataset.bannerOne);
+      const title = document.createElement("h2");
+      title.className = "pgbulk-banner-title";
+      banner.appendChild(title);
+      toolbar.before(banner);
+    }
+    if (banner.querySelector(`.pgbulk-progress[data-job="${progress.dataset.job}"]`)) return;
+    const slot = document.createElement("div");
+    slot.className = "pgbulk-banner-job";
+    const live = document.createElement("div");
+    live.setAttribute("hx-get", url);
+    live.setAttribute("hx-trigger", "load");
+    live.setAttribute("hx-swap", "outerHTML");
+    slot.appendChild(live);
+    banner.appendChild(slot);
+    const count = banner.querySelectorAll(".pgbulk-banner-job").length;
+    banner.querySelector(".pgbulk-banner-title").textContent = count === 1
+      ? toolbar.dataset.bannerOne : toolbar.dataset.bannerMany.replace("{n}", count.toLocaleString());
+    window.htmx.process(slot);
+  }
 
   // pgbulk's own fragments answer 4xx with a message: swap them in like a 200, and keep
   // django-htmx's DEBUG error page handler (which replaces the whole page) away from them.
