@@ -65,14 +65,29 @@ def linked(user: Any, job: Job) -> dict[str, Any]:
 
 
 def job_links(user: Any, job: Job) -> dict[str, Any]:
-    """The job this one undoes, and the jobs that undo it (oldest first)."""
+    """The job this one undoes, the jobs that undo it (oldest first), and what the latest
+    of those did (``undone``: see undone_state)."""
     undone = job.undo_of
+    undos = [linked(user, undo) for undo in job.undos.select_related("user").order_by("created_at")]
     return {
         "undoes": linked(user, undone) if undone else None,
         "undoes_gone": bool(job.params.get("undo_of")) and undone is None,
-        "undone_by": [linked(user, undo) for undo in
-                      job.undos.select_related("user").order_by("created_at")],
+        "undone_by": undos,
+        "undone": undone_state(undos[-1]) if undos else "",
     }
+
+
+def undone_state(latest: dict[str, Any]) -> str:
+    """What a job's latest undo did to its records: "undoing" (queued or running), "undone"
+    (every one put back), "partly" (some: others skipped or failed, or it was cancelled),
+    "" (none: nothing to say beside the Undos row)."""
+    undo: Job = latest["job"]
+    if not undo.is_terminal:
+        return "undoing"
+    if not undo.done:
+        return ""
+    whole = undo.status == "succeeded" and not undo.skipped_count
+    return "undone" if whole else "partly"
 
 
 def undo_offer(user: Any, job: Job) -> dict[str, Any] | None:

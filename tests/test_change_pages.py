@@ -688,3 +688,30 @@ def test_an_undo_says_its_records_come_from_the_undone_jobs_log(client, editor):
     text = text_of(page_of(client, undo))
     assert "The records the undone job changed (from its change log)" in text
     assert "Launched from code" not in text
+
+
+def test_an_undone_job_says_so_under_its_progress(client, editor, settings):
+    """Before: its page still read "Succeeded: Updated 4 of 4" with nothing above the
+    facts to say the records were put back since."""
+    ids = make_books(4)
+    job = publish(ids, editor)
+    assert "pgbulk-undone-note" not in page_of(client, job).content.decode()
+    settings.PGBULK = {"ASYNC_ENABLED": True, "QUEUE": "held"}  # the undo stays queued
+    queued = pgbulk.undo(job, user=editor, run="async")
+    assert "Being undone: its changes are being put back by Undo: put back status" in text_of(
+        page_of(client, job))
+    queued.cancel(by=editor)  # cancelled before it put anything back: nothing to say
+    assert "pgbulk-undone-note" not in page_of(client, job).content.decode()
+    settings.PGBULK = {"ASYNC_ENABLED": False}
+    Book.objects.filter(pk=ids[0]).update(status="archived")  # changed since: skipped
+    pgbulk.undo(job, user=editor, run="sync")
+    assert "Partly undone since: 3 records were put back by Undo: put back status" in text_of(
+        page_of(client, job))
+    again = publish(ids[1:], editor)
+    pgbulk.undo(again, user=editor, run="sync")
+    assert "Undone since: its changes were put back by Undo: put back status on 3 Books" in (
+        text_of(page_of(client, again)))
+    admin = Client()
+    admin.force_login(User.objects.create_superuser("boss", password="x"))
+    shown = admin.get(f"/admin/pgbulk/job/{again.id}/change/")
+    assert shown.status_code == 200 and "Undone since:" in text_of(shown)
