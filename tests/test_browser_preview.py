@@ -3,6 +3,7 @@ then Apply. Screenshots in artifacts/screenshots/."""
 
 from __future__ import annotations
 
+import pgbulk
 from pgbulk.models import Job
 from testproject.library.models import Book
 from tests.browser_steps import browser_test, open_edit_form, shot
@@ -40,3 +41,34 @@ def test_preview_in_the_modal_then_apply(page):
     shot(page, "preview-2-applied", full=False)
     assert set(Book.objects.values_list("status", flat=True)) == {"published"}
     assert Job.objects.get().status == "succeeded"
+
+
+def test_apply_waits_while_the_preview_says_it_would_be_refused(page, settings):
+    """Before: Apply stayed enabled beside "Apply would be refused now" (list view) and
+    "Apply would change nothing" (the admin's atomic job)."""
+    settings.PGBULK = {**settings.PGBULK, "QUEUE": "held"}
+    ids = make_books(30, in_print=True)
+    holder = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:2]), {"price": 1}, run="async")
+    open_edit_form(page)
+    apply = "#pgbulk-modal [data-pgbulk-apply]"
+    page.locator("#pgbulk-modal [name=status]").select_option("published")
+    page.click("#pgbulk-modal button:has-text('Preview')")
+    page.wait_for_selector(f"{PREVIEW}[data-apply-blocked]")
+    assert "Apply would be refused now:" in page.inner_text(PREVIEW)
+    assert page.is_disabled(apply)
+    page.locator("#pgbulk-modal [name=status]").select_option("archived")  # stale: it goes
+    assert page.locator(PREVIEW).count() == 0 and page.is_enabled(apply)
+    holder.cancel()
+    # The admin's jobs are atomic: one failing record and Apply would change nothing.
+    page.goto("/admin/library/book/")
+    page.check("#action-toggle")
+    page.select_option("select[name=action]", "pgbulk_bulk_edit")
+    page.click("button[name=index]")
+    page.locator("[name=status]").select_option("archived")  # archived books in print fail
+    page.click("input[name=pgbulk_preview]")
+    page.wait_for_selector(".pgbulk-preview-result[data-apply-blocked]")
+    assert "Apply would change nothing:" in page.inner_text(".pgbulk-preview-result")
+    assert page.is_disabled("input[name=pgbulk_apply]")
+    page.locator("[name=status]").select_option("published")
+    assert page.is_enabled("input[name=pgbulk_apply]")
+    assert Job.objects.count() == 1

@@ -12,6 +12,7 @@
   // --- selection ------------------------------------------------------------------------
 
   function refresh() {
+    for (const form of document.querySelectorAll(".pgbulk-form")) blockApply(form);
     const toolbar = $("#pgbulk-toolbar");
     if (!toolbar) return;
     const all = $("#pgbulk-select-all");
@@ -65,7 +66,15 @@
   function dropPreview(target) {
     const form = target.closest && target.closest(".pgbulk-form");
     const preview = form && form.querySelector(".pgbulk-preview");
-    if (preview) preview.replaceChildren();
+    if (!preview) return;
+    preview.replaceChildren();
+    blockApply(form);
+  }
+
+  // Apply waits while the form's preview says it would be refused or change nothing.
+  function blockApply(form) {
+    const blocked = form.querySelector(".pgbulk-preview-result[data-apply-blocked]") !== null;
+    for (const button of form.querySelectorAll("[data-pgbulk-apply]")) button.disabled = blocked;
   }
 
   // Changing a value in the bulk form ticks its "Change ..." box.
