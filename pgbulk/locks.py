@@ -201,8 +201,9 @@ def conflict_report(job_id: Any, queryset: QuerySet, *, using: str = "default") 
         .replace("{username}", quote(model_field(user_model, user_model.USERNAME_FIELD).column))
     )
     with connections[using].cursor() as cursor:
-        head = [lock_label(queryset.model), str(job_id)]
-        params = [*sel_params, *head] if name == "conflict_report_spans" else [*head, *sel_params]
+        label, job = lock_label(queryset.model), str(job_id)
+        params = ([*sel_params, label, MAX_SPAN - 1, job, label, job]
+                  if name == "conflict_report_spans" else [label, job, *sel_params])
         cursor.execute(sql, params)
         return [
             {"job_id": str(row[0]), "user": row[1], "count": row[2]}

@@ -85,26 +85,30 @@ GROUP BY r.job_id, u.{username}
 ORDER BY overlap DESC;
 
 -- name: conflict_report_spans
--- Which other jobs hold exclusive spans on records of a selection (integer keys):
--- only spans within the selection's bounds are expanded into keys.
--- params: the selection's, then model, job_id.
-WITH sel AS (
+-- Which other jobs hold exclusive reservations on records of a selection (integer
+-- keys). Each selected key probes the (model, key_lo) index for a span holding it and
+-- the (model, object_pk) index for a one-key row, so the cost follows the selection's
+-- size whatever the statistics of a freshly filled reservation table say (expanding
+-- the held spans and joining them to the selection could be planned as a nested loop:
+-- minutes for 100k held records). params: the selection's, then model, reach (most
+-- keys of a span less one), job_id, model, job_id.
+WITH sel AS MATERIALIZED (
     SELECT q.pk::bigint AS k FROM ({selection}) AS q(pk)
-), bounds AS (
-    SELECT min(k) AS lo, max(k) AS hi FROM sel
-), held AS (
-    SELECT r.job_id, coalesce(r.key_lo, r.object_pk::bigint) AS lo, r.span
-    FROM pgbulk_reservation r CROSS JOIN bounds b
-    WHERE r.exclusive AND r.model = %s AND r.job_id <> %s::uuid
-      AND coalesce(r.key_lo, r.object_pk::bigint) <= b.hi
-      AND coalesce(r.key_lo, r.object_pk::bigint) + r.span - 1 >= b.lo
+), hits AS (
+    SELECT h.job_id FROM sel CROSS JOIN LATERAL (
+        SELECT r.job_id FROM pgbulk_reservation r
+        WHERE r.model = %s AND r.key_lo BETWEEN sel.k - %s AND sel.k
+          AND r.key_lo + r.span - 1 >= sel.k AND r.exclusive AND r.job_id <> %s::uuid
+        UNION ALL
+        SELECT r.job_id FROM pgbulk_reservation r
+        WHERE r.model = %s AND r.key_lo IS NULL AND r.exclusive
+          AND r.object_pk = sel.k::text AND r.job_id <> %s::uuid
+    ) h
 )
 SELECT h.job_id, u.{username}, count(*) AS overlap
-FROM held h
+FROM hits h
 JOIN pgbulk_job j ON j.id = h.job_id
 LEFT JOIN {user_table} u ON u.{user_key} = j.user_id
-CROSS JOIN LATERAL generate_series(h.lo, h.lo + h.span - 1) AS k
-WHERE k IN (SELECT sel.k FROM sel)
 GROUP BY h.job_id, u.{username}
 ORDER BY overlap DESC;
 
