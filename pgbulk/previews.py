@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, TypedDict
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, transaction
 from django.db.models import Count, Model, Q, QuerySet
 from django.utils.translation import gettext as _
@@ -28,7 +27,7 @@ from pgbulk.locks import conflict_report
 from pgbulk.models import Job
 from pgbulk.permissions import can_view_records
 from pgbulk.strategies import UpdateOperation, name_of
-from pgbulk.values import clean_values, model_field, split, to_key
+from pgbulk.values import ExactJSONEncoder, clean_values, model_field, split, to_key
 
 #: Current values counted one by one per field (the rest is "other").
 TOP_VALUES = 10
@@ -121,7 +120,7 @@ def preview(
     with read_only(queryset.db):
         cleaned = clean_values(queryset.model, values, fields)
         result = Previewer(queryset, cleaned).run(validation, size)
-    return json.loads(json.dumps(result, cls=DjangoJSONEncoder))
+    return json.loads(json.dumps(result, cls=ExactJSONEncoder))
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -35,7 +36,19 @@ def clean_values(
         errors = constraint_errors(model, cleaned)
     if errors:
         raise BulkValidationError(errors)
-    return json.loads(json.dumps(cleaned, cls=DjangoJSONEncoder))
+    return json.loads(json.dumps(cleaned, cls=ExactJSONEncoder))
+
+
+class ExactJSONEncoder(DjangoJSONEncoder):
+    """DjangoJSONEncoder, without its rounding of times to the millisecond (a job set
+    ``12:00:00.678901`` as ``12:00:00.678``, and counted records holding it as changed)."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, (datetime.datetime, datetime.time)) and not (
+                isinstance(o, datetime.time) and o.utcoffset() is not None):
+            text = o.isoformat()
+            return text[:-6] + "Z" if text.endswith("+00:00") else text
+        return super().default(o)
 
 
 def constraint_errors(model: type[Model], cleaned: dict[str, Any]) -> dict[str, list[str]]:

@@ -494,3 +494,21 @@ def test_a_delete_whose_records_are_already_gone_succeeds_and_says_so(held_queue
     assert "2 already gone" in page
     csv_text = b"".join(client.get(f"/pgbulk/jobs/{job.id}/errors.csv").streaming_content)
     assert csv_text.decode().count(",already gone\r\n") == 2
+
+
+@pytest.mark.parametrize("strategy", ["save", "queryset"])
+def test_a_date_time_is_set_to_the_microsecond(strategy):
+    """Before: values reached the job through DjangoJSONEncoder, which rounds times to the
+    millisecond: 05.678901 was written as 05.678000, and records already holding
+    05.678901 were counted (and rewritten) as changed."""
+    due = datetime.datetime(2020, 1, 2, 3, 4, 5, 678901, tzinfo=datetime.UTC)
+    held = Label.objects.create(name="held", due_at=due)
+    other = Label.objects.create(name="other")
+    labels = Label.objects.filter(pk__in=[held.pk, other.pk])
+    preview = pgbulk.preview(labels, {"due_at": due})
+    assert preview["fields"][0]["unchanged"] == 1
+    assert preview["fields"][0]["new"] == "2020-01-02T03:04:05.678901Z"
+    job = pgbulk.bulk_update(labels, {"due_at": due}, strategy=strategy, run="sync")
+    assert job.status == "succeeded", job.message
+    assert set(labels.values_list("due_at", flat=True)) == {due}
+    assert "1 changed; 1 already held the new values." in job.message

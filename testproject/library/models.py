@@ -99,6 +99,7 @@ class Label(models.Model):
     rank = models.IntegerField(default=0)
     touched_at = models.DateTimeField(auto_now=True, null=True)
     data = models.JSONField(null=True, blank=True)  # undo puts JSON back as it was
+    due_at = models.DateTimeField(null=True, blank=True)  # set to the microsecond
     see_also = models.ManyToManyField("self", blank=True, symmetrical=False)  # UUID both ends
 
     class Meta:
