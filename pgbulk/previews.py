@@ -325,7 +325,7 @@ def display(field: Any, value: Any, choices: dict[Any, str], names: dict[Any, st
     if isinstance(value, bool):
         return _("Yes") if value else _("No")
     if isinstance(value, Decimal) and getattr(field, "decimal_places", None) is not None:
-        return str(value.quantize(Decimal(1).scaleb(-field.decimal_places)))  # 12 -> 12.00
+        return f"{value:.{field.decimal_places}f}"  # 12 -> 12.00, exact at any precision
     return str(value)
 
 

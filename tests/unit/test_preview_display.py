@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db import models
 
 from pgbulk.previews import displays, key_of
@@ -20,3 +22,11 @@ def test_json_values_are_shown_and_do_not_break_the_lookup():
 def test_choices_are_shown_by_their_label():
     field = models.CharField(name="status", choices=[("draft", "Draft")])
     assert displays(field, ["draft", "other"]) == {"draft": "Draft", "other": "other"}
+
+
+def test_decimals_beyond_28_digits_are_shown_exactly():
+    # Before: quantize() in the default 28-digit context raised InvalidOperation (a 500).
+    field = models.DecimalField(name="amount", max_digits=30, decimal_places=10)
+    big = Decimal("98765432109876543210.9876543211")
+    assert displays(field, [big, Decimal("12")]) == {
+        big: "98765432109876543210.9876543211", Decimal("12"): "12.0000000000"}
