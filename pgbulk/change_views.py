@@ -36,7 +36,7 @@ def detail_context(request: HttpRequest, job: Job) -> dict[str, Any]:
     }
     if context["change_log"] == "kept" and can_view_records(user, job.model):
         got = request.GET
-        page = changes.page(job, links=user.is_staff, key=got.get("changes_key", "").strip(),
+        page = changes.page(job, links=user.is_staff, key=got.get("changes_key", ""),
                             after=got.get("changes_after", ""),
                             before=got.get("changes_before", ""))
         context.update(changes=page, changes_urls=pager_urls(page))
@@ -107,7 +107,7 @@ def job_changes_csv(request: HttpRequest, job_id: uuid.UUID) -> StreamingHttpRes
         raise PermissionDenied(_("You may not view the records of this job."))
     if changes.state(job) != "kept":
         raise Http404(_("This job has no change log."))
-    key = request.GET.get("key", "").strip()
+    key = request.GET.get("key", "")
     response = StreamingHttpResponse(changes.csv_lines(job, key),
                                      content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="job-{job.id}-changes.csv"'

@@ -127,17 +127,25 @@ def in_key_order(job: Job, log: QuerySet[Change]) -> Any:  # annotated: the stub
 
 
 def with_key(job: Job, log: QuerySet[Change], key: str) -> QuerySet[Change]:
-    """``log`` kept to the record with ``key`` ("": all), written as the model writes its
-    keys (a UUID in capitals or without hyphens finds its record); none for a key no
-    text can hold (a NUL character, which PostgreSQL would refuse with an error)."""
-    if not key:
+    """``log`` kept to the record with ``key`` ("" or blanks: all), written as the model
+    writes its keys (a UUID in capitals or without hyphens finds its record); a key as
+    typed first, then without the blanks around it (a key may begin with a space); none
+    for a key no text can hold (a NUL character, which PostgreSQL would refuse)."""
+    if not key.strip():
         return log
     if "\x00" in key:
         return log.none()
     model = describe.job_model(job)
-    with contextlib.suppress(ValidationError, TypeError, ValueError):  # else as written
-        key = str(model._meta.pk.to_python(key)) if model else key
-    return log.filter(object_pk=key)
+
+    def written(text: str) -> str:
+        with contextlib.suppress(ValidationError, TypeError, ValueError):  # else as typed
+            return str(model._meta.pk.to_python(text)) if model else text
+        return text
+
+    exact = log.filter(object_pk=written(key))
+    if key == key.strip() or exact.exists():
+        return exact
+    return log.filter(object_pk=written(key.strip()))
 
 
 def bound(text: str, numeric: bool) -> Any:

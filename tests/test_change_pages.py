@@ -192,6 +192,23 @@ def test_the_key_filter_finds_a_uuid_however_it_is_written(client, editor):
     assert wanted in b"".join(csv_text.streaming_content).decode()
 
 
+def test_the_key_filter_finds_a_key_that_begins_with_a_space(client, editor):
+    """The filter stripped the key: " lead" found nothing, though the job changed it."""
+    from testproject.library.models import Publisher
+
+    for code in (" lead", "other"):
+        Publisher.objects.create(code=code, name=code)
+    editor.user_permissions.add(Permission.objects.get(codename="view_publisher"))
+    job = pgbulk.bulk_update(Publisher.objects.all(), {"name": "N"}, run="sync", user=editor)
+    html = page_of(client, job, "?changes_key=%20lead").content.decode()
+    assert re.findall(r'class="pgbulk-change-key"><code>([^<]+)</code>', html) == [" lead"]
+    csv_text = client.get(f"/pgbulk/jobs/{job.id}/changes.csv?key=%20lead")
+    rows = list(csv.reader(io.StringIO(b"".join(csv_text.streaming_content).decode())))
+    assert [row[0] for row in rows[1:]] == [" lead"]
+    padded = page_of(client, job, "?changes_key=other%20").content.decode()  # typed with a blank
+    assert re.findall(r'class="pgbulk-change-key"><code>([^<]+)</code>', padded) == ["other"]
+
+
 def test_keys_postgresql_cannot_hold_match_nothing_instead_of_a_500(client, editor):
     # Before: a NUL byte reached PostgreSQL ("text fields cannot contain NUL"): a 500.
     ids = make_books(2)
