@@ -240,6 +240,27 @@ def test_status_command_reports_jobs_locks_and_workers(worker, settings):
     assert reservation_count() == 25
 
 
+def test_status_counts_what_a_running_atomic_job_has_processed_as_its_page_does(worker):
+    """Before: pgbulk_status (the pgbulk_active_jobs view) read only committed counts, so a
+    running atomic job showed done 0, 0 % for its whole run while its page said 800."""
+    ids = make_books(1000, genre=False)
+    with psycopg.connect(conftest.test_database_url()) as holder:
+        holder.execute("SELECT 1 FROM library_book WHERE id = %s FOR UPDATE", [ids[800]])
+        job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 31})
+        seen: list[int] = []
+
+        def settled() -> bool:  # the job waits for the locked record: its count stops
+            seen.append(job.progress()["done"])
+            return len(seen) > 2 and seen[-1] == seen[-2] == seen[-3] > 0
+
+        wait_for(settled, timeout=30, interval=0.3)
+        active = json.loads(call_command_output("pgbulk_status", "--json"))["active_jobs"]
+        assert [(j["id"], j["done"]) for j in active] == [(str(job.id), seen[-1])]
+        assert float(active[0]["percent"]) == round(100 * seen[-1] / 1000, 1)
+    job.wait(30)
+    assert job.status == "succeeded", job.message
+
+
 def test_stale_jobs_are_judged_by_the_projects_max_task_duration(settings):
     settings.PGBULK = {**settings.PGBULK, "QUEUE": "held"}
     job = pgbulk.bulk_update(Book.objects.filter(pk__in=make_books(25)), {"price": 2})
