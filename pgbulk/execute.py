@@ -82,9 +82,13 @@ def run_to_outcome(handle: JobHandle) -> Outcome:
     except JobFenced:
         raise  # the job is not ours any more: record nothing
     except JobShutdown:
-        logger.warning("pgbulk: job %s stopped by a worker shutdown; the sweep will %s it",
-                       job.id, "fail" if handle.atomic else "resume")
-        return None
+        if not handle.atomic:
+            logger.warning("pgbulk: job %s stopped by a worker shutdown; the sweep will "
+                           "resume it", job.id)
+            raise  # its task is not a success: run_in_worker says so
+        logger.warning("pgbulk: job %s stopped by a worker shutdown", job.id)
+        return Status.FAILED, ("Stopped by a worker shutdown before it finished; its "
+                               "changes were rolled back: nothing was changed.")
     except (OperationalError, InterfaceError) as error:
         if connection_lost(error, handle.using):
             # Nothing can be recorded now. The liveness lock went with the

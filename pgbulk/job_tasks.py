@@ -72,6 +72,9 @@ def run_in_worker(context, job_id: str, runner: int = 0) -> None:
     close_old_connections()
     try:
         job = execute.run(job_id, should_abort=abort_reason, runner=runner)
+    except JobShutdown:  # a chunked job cut short: the sweep resumes it, in another task
+        raise JobFailed("Stopped by a worker shutdown before the job finished; the sweep "
+                        "resumes it.", expected=True) from None
     finally:
         close_old_connections()
     if job is not None and job.status == "failed":

@@ -41,7 +41,8 @@ class Worker:
     """A real ``manage.py procrastinate worker`` subprocess against the test database."""
 
     def __init__(
-        self, env: dict[str, str] | None = None, concurrency: int = 2, queue: str = "pgbulk"
+        self, env: dict[str, str] | None = None, concurrency: int = 2, queue: str = "pgbulk",
+        args: tuple[str, ...] = (),
     ) -> None:
         self.log = tempfile.NamedTemporaryFile(
             prefix="pgbulk-worker-", suffix=".log", delete=False, mode="w+"
@@ -54,7 +55,7 @@ class Worker:
         self.started_at = time.time()
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), "procrastinate", "worker",
-             "--queues", queue, "--concurrency", str(concurrency)],
+             "--queues", queue, "--concurrency", str(concurrency), *args],
             cwd=ROOT, env=full_env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         self.wait_ready()
@@ -115,9 +116,9 @@ def start_worker(django_db_setup, django_db_blocker):
     """Factory: ``start_worker(env={...}, queue=...)`` starts a worker stopped at session end."""
 
     def start(env: dict[str, str] | None = None, concurrency: int = 2,
-              queue: str = "pgbulk") -> Worker:
+              queue: str = "pgbulk", args: tuple[str, ...] = ()) -> Worker:
         with django_db_blocker.unblock():
-            worker = Worker(env, concurrency, queue)
+            worker = Worker(env, concurrency, queue, args)
         _started.append(worker)
         return worker
 

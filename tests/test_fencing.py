@@ -51,10 +51,10 @@ def spawn(start_worker, settings):
     settings.PGBULK = {**settings.PGBULK, "QUEUE": queue}
     started = []
 
-    def start(env=None, concurrency: int = 2):
+    def start(env=None, concurrency: int = 2, args: tuple[str, ...] = ()):
         # Its own queue for its periodic sweep too: no other worker sweeps for it.
         env = {**FAULT_ENV, "PGBULK_QUEUE": queue, **(env or {})}
-        started.append(start_worker(env, concurrency, queue))
+        started.append(start_worker(env, concurrency, queue, args))
         return started[-1]
 
     yield start
@@ -104,6 +104,37 @@ def test_sigterm_drains_the_job_while_the_sweep_runs_every_second(
     assert (job.status, job.done) == ("succeeded", 1200), job.message
     assert writes(ids) == dict.fromkeys(ids, 1)
     assert reservation_count() == 0
+
+
+@pytest.mark.parametrize("atomic", [True, False], ids=["atomic", "chunked"])
+def test_a_shutdown_that_cuts_a_job_short_is_never_a_success(spawn, writes, atomic):
+    """A deploy with --shutdown-graceful-timeout stops the job mid-run. Before: its task
+    was recorded 'succeeded' in Procrastinate, and an atomic job ended "Its task ended
+    (succeeded) without finishing the job" (no fail event). Now the task fails; the atomic
+    job fails saying why; the chunked one is resumed by the sweep and finishes."""
+    cut = spawn(args=("--shutdown-graceful-timeout", "1"))
+    ids = make_books(1200, genre=False)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 26}, atomic=atomic)
+    wait_for(lambda: job.progress()["done"] >= 100)
+    cut.process.send_signal(signal.SIGTERM)
+    cut.process.wait(30)
+    job.refresh_from_db()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT status FROM procrastinate_jobs WHERE id = %s",
+                       [job.procrastinate_job_id])
+        assert cursor.fetchone()[0] == "failed"
+    if atomic:
+        assert job.status == "failed" and job.done == 0
+        assert job.message == ("Stopped by a worker shutdown before it finished; its changes "
+                               "were rolled back: nothing was changed."), job.message
+        assert sum(writes(ids).values()) == 0 and reservation_count() == 0
+        return
+    assert job.status == "running" and 0 < job.done < 1200  # committed chunks stay
+    sweep_until(job, "queued", heartbeat_timeout=1)
+    spawn()
+    job.wait(60)
+    assert (job.status, job.done) == ("succeeded", 1200), job.message
+    assert writes(ids) == dict.fromkeys(ids, 1)
 
 
 def test_a_runner_whose_attempt_is_over_commits_nothing_more(spawn, writes):
