@@ -57,6 +57,8 @@ def run(job_id: Any, *, should_abort: ShouldAbort = None, using: str = "default"
             return None
         if not runtime.claim():
             return job
+        if job.attempt > 0:  # a resume: end what died with the last run first
+            runtime.maybe_sweep(now=True)
         handle = JobHandle(job, runtime, should_abort)
         try:
             handle.publish(force=True)  # progress known from the start; nothing in flight

@@ -166,10 +166,12 @@ class JobRuntime:
         with connections[self.side].cursor() as cursor:
             cursor.execute(query("write_in_flight"), {**self.key, "done": done, "failed": failed})
 
-    def maybe_sweep(self) -> None:
+    def maybe_sweep(self, *, now: bool = False) -> None:
         """Run the sweep now and then while this job runs, so a dead worker's job is
-        resumed even when every worker is busy with long jobs."""
-        if not self.separate or not self._sweep_clock.due():
+        resumed even when every worker is busy with long jobs; ``now``: at once (a
+        resumed job: what died with its last run, such as a job it ran inline, still
+        holds records until the sweep ends it)."""
+        if not self.separate or not (now or self._sweep_clock.due()):
             return
         from pgbulk.sweep import sweep
 

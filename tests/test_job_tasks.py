@@ -314,6 +314,28 @@ def test_cancelling_a_job_stops_the_job_running_inline_inside_it(worker):
     assert 0 < nested.done < 20 and reservation_count() == 0
 
 
+@pytest.mark.slow
+@worker_test
+def test_a_resumed_job_is_not_refused_by_its_own_dead_nested_run(start_worker, settings):
+    """The worker died while the job ran another inline; reading the job's progress resumed
+    it (the sweep of that one job), and the resumed run failed for good: "Conflict: 20
+    record(s) held by" its own dead nested run, still 'running' with its reservations."""
+    from testproject.library.tasks import run_nested_inline
+
+    settings.PGBULK = {**settings.PGBULK, "QUEUE": "doomed"}
+    doomed = start_worker(queue="doomed")
+    ids = make_books(40, genre=False)
+    outer = AsyncManager().launch(run_nested_inline, ids[20:], 0.1, lock=(Book, ids[:20]))
+    nested = wait_for(lambda: Job.objects.filter(
+        kind="task", status="running", done__gt=0).exclude(pk=outer.pk).first(), timeout=30)
+    doomed.kill()
+    assert wait_for(lambda: outer.progress()["status"] == "queued", timeout=20)  # resumed
+    resumed = execute.run(outer.id)
+    assert resumed.status == "succeeded", resumed.message
+    nested.refresh_from_db()
+    assert nested.status == "failed" and reservation_count() == 0
+
+
 @pytest.mark.django_db
 def test_a_nested_launch_on_the_running_job_s_own_records_says_so():
     """It said "held by job <its own id>", as if another job held them."""
