@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models import Model, ProtectedError, QuerySet, RestrictedError
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now
@@ -164,6 +164,7 @@ class UpdateOperation(Operation):
 
 
     def apply(self, rows, *, per_record):
+        self.check_constraints_at_once()
         chunk = self.chunk_queryset(rows)
         if self.strategy == "queryset":
             return self.apply_set_based(rows, chunk, per_record)
@@ -176,6 +177,14 @@ class UpdateOperation(Operation):
             self.log.record_after(chunk)
             self.log.drop([entry["pk"] for entry in errs])
         return done, errors + errs
+
+    def check_constraints_at_once(self) -> None:
+        """Check deferrable constraints (Django's foreign keys) at each statement of this
+        transaction, not at its commit: a related record deleted since fails the record
+        that links to it, named, in its own savepoint. At commit it failed the chunk (or
+        the job) as a whole, naming no record."""
+        with connections[self.using].cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
     def logged(self, pks: list[Any], change: Callable[[], None]) -> None:
         """``change()`` the records ``pks``, logging their values before and after."""

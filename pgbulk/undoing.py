@@ -226,6 +226,7 @@ class UndoOperation(UpdateOperation):
         self.skipped: list[ErrorEntry] = []
 
     def apply(self, rows, *, per_record):
+        self.check_constraints_at_once()
         chunk = self.chunk_queryset(rows)
         if self.strategy == "queryset":
             list(chunk.select_for_update(**self.lock_kwargs).order_by("pk").values_list("pk"))

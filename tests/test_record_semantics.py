@@ -82,3 +82,32 @@ def test_an_unknown_validation_mode_is_refused():
     with pytest.raises(ValueError, match="validation must be one of"):
         pgbulk.bulk_update(Book.objects.filter(pk__in=make_books(1)), {"price": 1},
                            validation="some")
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+@pytest.mark.parametrize("strategy", ["save", "queryset"])
+@pytest.mark.parametrize("field", ["genres", "author"])
+def test_a_related_record_deleted_before_the_run_fails_each_record_by_name(
+        settings, strategy, field):
+    """Django's foreign keys are checked at commit (DEFERRABLE INITIALLY DEFERRED): the
+    job's savepoints never saw the violation, and the commit failed the whole job with a
+    raw IntegrityError naming no record ("0 of 3 records were changed before it stopped")
+    instead of failing the records that link to it and changing the others."""
+    from pgbulk import execute
+    from testproject.library.models import Author, Genre
+
+    settings.PGBULK = {**settings.PGBULK, "ASYNC_ENABLED": True, "QUEUE": "held"}
+    ids = make_books(3, genre=False)
+    gone = Genre.objects.create(name="Gone") if field == "genres" else Author.objects.create(
+        name="Gone")
+    values = {"genres": {"add": [gone.pk]}} if field == "genres" else {"author": gone.pk}
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), values, atomic=False,
+                             strategy=strategy, run="async", min_async_records=0)
+    gone.delete()
+    job = execute.run(job.id)
+    assert (job.status, job.failed_count, job.done) == ("failed", 3, 0), job.message
+    assert job.message.startswith("3 of 3 records failed"), job.message
+    assert sorted(int(e["pk"]) for e in job.errors) == sorted(ids)
+    # The save strategy's validation sees a gone foreign key first; the database the rest.
+    assert all("not present in table" in e["message"] or "is not a valid choice" in e["message"]
+               for e in job.errors), job.errors
