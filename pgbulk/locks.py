@@ -44,6 +44,15 @@ def check_lockable(model: type[Model]) -> None:
             "by a single key and cannot run bulk jobs on it.")
 
 
+def unsliced(queryset: QuerySet) -> QuerySet:
+    """``queryset``, or for a slice (``qs.order_by("-price")[:100]``) the records it holds
+    now, as a filter on their keys (a slice cannot be re-ordered or filtered further)."""
+    if not queryset.query.is_sliced:
+        return queryset
+    manager = queryset.model._base_manager.using(queryset.db)
+    return manager.filter(pk__in=queryset.values("pk"))
+
+
 def selection_sql(queryset: QuerySet) -> tuple[str, list[Any]]:
     """SQL selecting only the primary keys of ``queryset`` (no ordering, no slicing)."""
     keys = queryset.order_by().values_list("pk", flat=True)

@@ -22,8 +22,8 @@ from django.utils.translation import gettext as _
 from pgbulk.conf import pgbulk_settings
 from pgbulk.describe import entries_in_words
 from pgbulk.exceptions import BulkValidationError, ConflictEntry, ErrorEntry
-from pgbulk.launch import VALIDATIONS
-from pgbulk.locks import conflict_report
+from pgbulk.launch import STRATEGIES, VALIDATIONS
+from pgbulk.locks import conflict_report, unsliced
 from pgbulk.models import Job
 from pgbulk.permissions import can_view_records
 from pgbulk.strategies import UpdateOperation, name_of
@@ -105,18 +105,25 @@ def preview(
     *,
     fields: Iterable[str] | None = None,
     validation: str = "changed",
+    strategy: str = "save",
     sample_size: int | None = None,
 ) -> Preview:
-    """What ``bulk_update(queryset, values, validation=...)`` would do; see docs/changes.md.
+    """What ``bulk_update(queryset, values, validation=..., strategy=...)`` would do; see
+    docs/changes.md.
 
     Values are checked as by ``bulk_update`` (BulkValidationError); ``sample_size``
-    records (PREVIEW_SAMPLE_SIZE) are validated in memory.
+    records (PREVIEW_SAMPLE_SIZE; none for the set-based strategy, which validates no
+    record one by one) are validated in memory.
     """
     if validation not in VALIDATIONS:
         raise ValueError(f"validation must be one of {VALIDATIONS}, not {validation!r}")
-    size = pgbulk_settings.PREVIEW_SAMPLE_SIZE if sample_size is None else sample_size
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
+    default = 0 if strategy == "queryset" else pgbulk_settings.PREVIEW_SAMPLE_SIZE
+    size = default if sample_size is None else sample_size
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ValueError(f"sample_size must be a whole number >= 0, not {sample_size!r}")
+    queryset = unsliced(queryset)
     with read_only(queryset.db):
         cleaned = clean_values(queryset.model, values, fields)
         result = Previewer(queryset, cleaned).run(validation, size)
@@ -345,8 +352,7 @@ def preview_form(form: Any, queryset: QuerySet, *, fields: list[str], validation
         return None
     try:
         data = preview(queryset, form.values(), fields=fields, validation=validation,
-                       # The queryset strategy validates no record one by one.
-                       sample_size=0 if strategy == "queryset" else None)
+                       strategy=strategy)
     except BulkValidationError as invalid:
         form.add_validation_errors(invalid.errors)
         return None

@@ -512,3 +512,16 @@ def test_a_date_time_is_set_to_the_microsecond(strategy):
     assert job.status == "succeeded", job.message
     assert set(labels.values_list("due_at", flat=True)) == {due}
     assert "1 changed; 1 already held the new values." in job.message
+
+
+def test_a_sliced_selection_means_the_records_it_holds_at_launch():
+    """Before: qs[:5] raised Django's "Cannot reorder a query once a slice has been taken"
+    from bulk_update, bulk_delete and preview."""
+    ids = make_books(8)
+    newest = Book.objects.order_by("-pk")[:3]
+    assert pgbulk.preview(newest, {"price": 2})["total"] == 3
+    job = pgbulk.bulk_update(newest, {"price": 2}, run="sync")
+    assert job.status == "succeeded", job.message
+    assert set(Book.objects.filter(price=2).values_list("pk", flat=True)) == set(ids[-3:])
+    gone = pgbulk.bulk_delete(Book.objects.order_by("pk")[:2], run="sync")
+    assert gone.status == "succeeded" and not Book.objects.filter(pk__in=ids[:2]).exists()

@@ -296,3 +296,15 @@ def test_it_names_the_jobs_holding_selected_records_as_a_launch_would(settings):
     with pytest.raises(pgbulk.ConflictError):
         pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:8]), {"status": "archived"})
     assert other.status == "queued"
+
+
+def test_a_set_based_edit_is_previewed_without_per_record_validation():
+    """pgbulk.preview had no strategy: a queryset-strategy edit was predicted to fail on
+    clean() checks its job never runs, unless the caller knew to pass sample_size=0."""
+    ids = make_books(3, in_print=True)
+    values = {"status": "archived"}  # an archived book cannot be in print (clean())
+    assert pgbulk.preview(Book.objects.filter(pk__in=ids), values)["failures"]["failed"] == 3
+    result = pgbulk.preview(Book.objects.filter(pk__in=ids), values, strategy="queryset")
+    assert (result["failures"]["sampled"], result["failures"]["failed"]) == (0, 0)
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        pgbulk.preview(Book.objects.all(), values, strategy="fast")
