@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django import forms
-from django.db.models import Model, QuerySet
+from django.db.models import JSONField, Model, QuerySet
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -22,10 +22,18 @@ M2M_CHOICES = [("add", gettext_lazy("Add")), ("remove", gettext_lazy("Remove")),
                ("set", gettext_lazy("Replace with"))]
 
 
-def is_empty(value: Any) -> bool:
-    if value is None or value == "":
+def is_empty(value: Any, field: Any) -> bool:
+    """Is a cleaned value "nothing given"? For a JSON field only no input is: ``[]``,
+    ``{}`` and ``""`` typed in are JSON values."""
+    if value is None:
         return True
-    return isinstance(value, list | tuple | QuerySet) and len(value) == 0
+    if isinstance(field, JSONField):
+        return False
+    return value == "" or isinstance(value, list | tuple | QuerySet) and len(value) == 0
+
+
+#: What "empty" writes into a field that may be blank but not NULL.
+EMPTY_VALUES: dict[str, Any] = {"CharField": "", "TextField": "", "ArrayField": []}
 
 
 def can_be_empty(field: Any) -> bool:
@@ -34,7 +42,7 @@ def can_be_empty(field: Any) -> bool:
         return bool(field.blank)
     if field.null:
         return True
-    return bool(field.blank) and field.get_internal_type() in ("CharField", "TextField")
+    return bool(field.blank) and field.get_internal_type() in EMPTY_VALUES
 
 
 def value_field(field: Any) -> forms.Field:
@@ -131,9 +139,9 @@ class BulkEditForm(forms.Form):
         if not ticked:
             raise forms.ValidationError(_("Tick at least one field to change."))
         for name in ticked:
-            if name in self.errors or not is_empty(cleaned.get(name)):
-                continue
             field = model_field(self.model, name)
+            if name in self.errors or not is_empty(cleaned.get(name), field):
+                continue
             replacing = field.many_to_many and cleaned.get(f"{name}_op") == "set"
             if field.many_to_many and not replacing:
                 self.add_error(name, _("Choose at least one, or untick “%(label)s”.") % {
@@ -159,7 +167,7 @@ class BulkEditForm(forms.Form):
             if field.many_to_many:
                 operation = self.cleaned_data.get(f"{name}_op") or "add"
                 value = {operation: [obj.pk for obj in (value or [])]}
-            elif is_empty(value):
-                value = None if field.null else ""
+            elif is_empty(value, field):
+                value = None if field.null else EMPTY_VALUES.get(field.get_internal_type(), "")
             values[name] = value
         return values

@@ -84,3 +84,25 @@ def test_validation_errors_from_pgbulk_land_on_their_fields():
                                  "revision": ["Not editable."]})
     assert bound.errors["price"] == ["Too cheap."]
     assert bound.non_field_errors() == ["Held by a job.", "Not editable."]
+
+
+def test_json_typed_in_is_a_value_not_empty():
+    """Before: "[]" or '""' typed into a JSON field was taken for "empty": NULL was written."""
+    from testproject.library.models import Label
+
+    for typed, value in (("[]", []), ('""', ""), ("{}", {}), ("", None)):
+        bound = BulkEditForm(Label, ["data"], data={"change_data": "on", "data": typed})
+        assert bound.is_valid(), bound.errors
+        assert bound.values() == {"data": value}
+
+
+def test_an_array_field_that_may_be_blank_can_be_emptied_to_an_empty_list():
+    """It could not be emptied from the form ("this field cannot be empty")."""
+    from django.contrib.postgres.fields import ArrayField
+    from django.db import models
+
+    from pgbulk.forms import EMPTY_VALUES, can_be_empty
+
+    field = ArrayField(models.CharField(max_length=5), blank=True)
+    assert can_be_empty(field) and EMPTY_VALUES[field.get_internal_type()] == []
+    assert not can_be_empty(ArrayField(models.CharField(max_length=5)))
