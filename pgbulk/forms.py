@@ -29,7 +29,7 @@ def is_empty(value: Any, field: Any) -> bool:
         return True
     if isinstance(field, JSONField):
         return False
-    return value == "" or isinstance(value, list | tuple | QuerySet) and len(value) == 0
+    return value == "" or (isinstance(value, list | tuple | QuerySet) and len(value) == 0)
 
 
 #: What "empty" writes into a field that may be blank but not NULL.
