@@ -274,11 +274,14 @@ class Reader:
 
 
 def raw_text(value: Any) -> str:
-    """A logged value as plain text: lists as space-separated keys, null as ""."""
+    """A logged value as plain text: lists as space-separated keys, objects as JSON, null
+    as "", numbers with every digit logged."""
     if value is None:
         return ""
     if isinstance(value, list):
         return " ".join(str(item) for item in value)
+    if isinstance(value, dict):
+        return describe.json_text(value)
     return str(value)
 
 

@@ -6,6 +6,7 @@ named by their current ``str()``.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -188,12 +189,29 @@ def filter_phrase(model: type[Model] | None, key: str, raw: str) -> str:
     return f"{label} {COMPARISONS[lookup]} {shown}"
 
 
+def json_text(value: Any) -> str:
+    """A JSON value as JSON text (numbers logged as Decimal written as numbers)."""
+    return json.dumps(plain_numbers(value), ensure_ascii=False)
+
+
+def plain_numbers(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {key: plain_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain_numbers(item) for item in value]
+    return value
+
+
 def value_phrase(field: Any, raw: Any) -> str:
     """One new value as a person reads it: a choice's label, a related record's name..."""
     if raw is None or raw == "":
         return _("empty")
     if field.is_relation:
         return related_names(field.related_model, [raw])
+    if field.get_internal_type() == "JSONField":
+        return json_text(raw)
     value = field.to_python(raw)
     if field.flatchoices:
         return str(dict(field.flatchoices).get(value, value))

@@ -8,8 +8,10 @@ build on these models and are imported when called; neither reaches the executor
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import pgtrigger
@@ -201,6 +203,14 @@ class JobError(models.Model):
         return f"{self.record or self.object_pk}: {self.message}"
 
 
+class ExactNumbers(json.JSONDecoder):
+    """Reads JSON numbers with a fraction as Decimal: a logged numeric(30, 10) comes back
+    with every digit (a float kept 17 and made the rest up)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{**kwargs, "parse_float": Decimal})
+
+
 class Change(models.Model):
     """One record changed by an update job: its changed fields before and after.
 
@@ -216,8 +226,8 @@ class Change(models.Model):
         db_constraint=False,  # no per-row FK check on 100k-row logs; the sweep purges
     )  # the primary key (job, object_pk) indexes it
     object_pk = models.TextField()  # the record's key as text
-    before = models.JSONField()
-    after = models.JSONField(null=True)
+    before = models.JSONField(decoder=ExactNumbers)
+    after = models.JSONField(null=True, decoder=ExactNumbers)
 
     class Meta:
         db_table = "pgbulk_change"

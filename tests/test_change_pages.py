@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from decimal import Decimal
 from html import unescape
 
 import psycopg
@@ -732,3 +733,22 @@ def test_an_undone_job_says_so_under_its_progress(client, editor, settings):
     admin.force_login(User.objects.create_superuser("boss", password="x"))
     shown = admin.get(f"/admin/pgbulk/job/{again.id}/change/")
     assert shown.status_code == 200 and "Undone since:" in text_of(shown)
+
+
+def test_logged_numbers_read_back_with_every_digit_and_json_as_json(client, editor):
+    """Before: the log was read as floats: the CSV said 10.0 for a price of 10.00 (and a
+    numeric(30, 10) lost its last digits), and a JSON field read as Python's repr."""
+    from testproject.library.models import Label
+
+    ids = make_books(1)
+    job = publish(ids, editor, price="7.25")
+    rows = list(csv.reader(io.StringIO(b"".join(
+        client.get(f"/pgbulk/jobs/{job.id}/changes.csv").streaming_content).decode())))
+    assert rows[1][1:] == ["10.00", "7.25"]
+    assert Change.objects.get(job=job).before == {"price": Decimal("10.00")}
+    Label.objects.create(name="a", data={"ratio": 1.5, "tiny": 1e-7, "n": [2]})
+    editor.user_permissions.add(Permission.objects.get(codename="view_label"))
+    labelled = pgbulk.bulk_update(Label.objects.all(), {"data": {"ratio": 2}}, run="sync",
+                                  user=editor)
+    text = text_of(page_of(client, labelled))
+    assert 'data: {"n": [2], "tiny": 1e-07, "ratio": 1.5} → {"ratio": 2}' in text  # jsonb's order
