@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 import pgbulk
-from pgbulk import changes, describe, record_errors
+from pgbulk import changes, describe, progress, record_errors
 from pgbulk.change_views import conflict_rows, job_links, undo_offer
 from pgbulk.conf import pgbulk_settings
 from pgbulk.forms import BulkEditForm
@@ -112,6 +112,10 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("status"), ordering="status")
     def status_text(self, job: Job) -> str:
+        """The status, and for a running job nobody runs any more, that its worker was
+        lost (as the job pages say; the sweep resumes or ends it)."""
+        if job.status == "running" and progress.probe(job, job._state.db or "default")[0]:
+            return _("Running: worker lost")
         return job.get_status_display()
 
     def get_queryset(self, request: HttpRequest):

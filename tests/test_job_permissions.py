@@ -213,3 +213,11 @@ def test_cancel_goes_back_to_a_local_url_as_given(client, people, job, target, l
     response = client.post(f"/pgbulk/jobs/{job.id}/cancel/", {"next": target})
     assert response.status_code == 302
     assert response["Location"] == (lands_on or f"/pgbulk/jobs/{job.id}/")
+
+
+def test_the_job_admin_list_says_when_a_running_job_lost_its_worker(client, people, job):
+    """It said "Running" for a job nobody ran any more; the job pages said "Worker lost"."""
+    client.force_login(people["boss"])
+    Job.objects.filter(pk=job.pk).update(status="running", attempt=1)  # no runner holds it
+    changelist = client.get("/admin/pgbulk/job/").content.decode()
+    assert "Running: worker lost" in changelist
