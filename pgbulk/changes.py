@@ -139,7 +139,7 @@ def with_key(job: Job, log: QuerySet[Change], key: str) -> QuerySet[Change]:
 
     def written(text: str) -> str:
         with contextlib.suppress(ValidationError, TypeError, ValueError):  # else as typed
-            return str(model._meta.pk.to_python(text)) if model else text
+            return locks.key_texts(model, [model._meta.pk.to_python(text)])[0] if model else text
         return text
 
     exact = log.filter(object_pk=written(key))
@@ -326,7 +326,8 @@ def record_history(model: type[Model], pk: Any, *,
     """The bulk jobs whose change log names the record, newest first (uses the log's
     primary key: one index probe per job of the model)."""
     jobs = Job.objects.filter(model__in=same_records(model), kind="update", change_log="kept")
-    changes = list(Change.objects.filter(job_id__in=jobs.values("id"), object_pk=str(pk))
+    key = locks.key_texts(model, [pk])[0]
+    changes = list(Change.objects.filter(job_id__in=jobs.values("id"), object_pk=key)
                    .select_related("job", "job__user").order_by("-job__created_at")[:limit])
     reader = Reader(model)
     for change in changes:

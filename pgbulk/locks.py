@@ -85,6 +85,23 @@ def key_type(model: type[Model], using: str) -> str:
     return (pk.target_field if pk.is_relation else pk).rel_db_type(connections[using]) or "text"
 
 
+#: Key types whose text in Python is PostgreSQL's too.
+SAME_TEXT = INTEGER_KEYS | {"CharField", "TextField", "SlugField", "UUIDField"}
+
+
+def key_texts(model: type[Model], keys: list[Any], using: str = "default") -> list[str]:
+    """``keys`` (typed, or as typed in) written as the reservations and the change log
+    hold them: as PostgreSQL writes the key's type as text."""
+    pk: Any = model._meta.pk
+    kind = (pk.target_field if pk.is_relation else pk).get_internal_type()
+    if kind in SAME_TEXT or not keys:
+        return [str(key) for key in keys]
+    with connections[using].cursor() as cursor:
+        cursor.execute(query("key_texts").replace("{key_type}", key_type(model, using)),
+                       [list(keys)])
+        return [text for text, in cursor.fetchall()]
+
+
 def keys_of(rows: list[Row], to_python) -> list[Any]:
     """The primary keys the reservation rows of a chunk stand for."""
     keys = []
@@ -275,7 +292,7 @@ def claim_chunk(job_id: Any, number: int, size: int, *, using: str) -> list[Row]
 
 def holders(model: type[Model], keys: list[Any], *, using: str = "default") -> list[tuple[str, Any]]:
     """``(key as text, job id)`` for each of ``keys`` some job reserves."""
-    texts = [str(key) for key in keys]
+    texts = key_texts(model, keys, using)
     if not texts:
         return []
     name = "holders_of_spans" if integer_keyed(model) else "holders_of_keys"

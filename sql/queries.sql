@@ -462,3 +462,9 @@ CROSS JOIN LATERAL (
     SELECT after FROM pgbulk_change
     WHERE job_id = %s::uuid AND object_pk = s."_pgbulk_key" LIMIT 1
 ) c
+
+-- name: key_texts
+-- Keys as PostgreSQL writes them as text, in the order given ({key_type}: the
+-- model's key type): how reservations and the change log hold them (a date-time
+-- key reads '2020-01-01 00:00:00+00' there, not Python's '+00:00'). params: keys.
+SELECT k::text FROM unnest(%s::{key_type}[]) WITH ORDINALITY AS u(k, n) ORDER BY n;

@@ -752,3 +752,29 @@ def test_logged_numbers_read_back_with_every_digit_and_json_as_json(client, edit
                                   user=editor)
     text = text_of(page_of(client, labelled))
     assert 'data: {"n": [2], "tiny": 1e-07, "ratio": 1.5} → {"ratio": 2}' in text  # jsonb's order
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_date_time_key_is_found_as_postgresql_writes_it(client, settings):
+    """The log and the reservations hold keys as PostgreSQL writes them as text
+    ('2020-01-01 00:00:00+00'); History, the key filter and the list's "in a job" markers
+    looked for Python's text ('...+00:00') and never found a date-time key."""
+    import datetime
+
+    from pgbulk import locks
+    from testproject.library.models import Session
+
+    settings.PGBULK = {"ASYNC_ENABLED": True, "QUEUE": "held"}
+    boss = User.objects.create_superuser("boss", password="x")
+    client.force_login(boss)
+    start = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    sessions = [Session.objects.create(starts_at=start + datetime.timedelta(hours=h),
+                                       title=f"S{h}") for h in range(3)]
+    job = pgbulk.bulk_update(Session.objects.all(), {"title": "T"}, run="sync", user=boss)
+    assert [row.job.id for row in changes.record_history(Session, sessions[1].pk)] == [job.id]
+    found = changes.with_key(job, changes.log_of(job), "2020-01-01 01:00:00+00:00")
+    assert [c.object_pk for c in found] == ["2020-01-01 01:00:00+00"]
+    holder = pgbulk.bulk_update(Session.objects.filter(pk=sessions[2].pk), {"title": "U"},
+                                run="async", min_async_records=0)
+    assert locks.holders(Session, [s.pk for s in sessions]) == [
+        ("2020-01-01 02:00:00+00", holder.id)]

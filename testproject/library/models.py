@@ -90,6 +90,16 @@ class Publisher(models.Model):
         return self.name
 
 
+class Session(models.Model):
+    """A model keyed by a date-time (PostgreSQL writes it '2020-01-01 00:00:00+00' as text)."""
+
+    starts_at = models.DateTimeField(primary_key=True)
+    title = models.CharField(max_length=100)
+
+    def __str__(self) -> str:
+        return self.title
+
+
 class Label(models.Model):
     """A model keyed by UUID, with an auto_now field, a JSON field and a constraint mixing
     two fields."""
