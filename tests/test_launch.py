@@ -276,25 +276,26 @@ def test_uuid_and_text_primary_keys(held_queue):
 def test_the_conflict_report_counts_a_large_overlap_by_probing_each_selected_key(held_queue):
     """Before: held spans were expanded and joined to the selection, which PostgreSQL
     planned as a nested loop while the fresh reservation table looked empty: over 11
-    minutes for 100k held records, during a launch or a preview. The time limit only
-    stops a runaway plan (this takes well under a second)."""
-    ids = make_books(20_000, genre=False)
+    minutes for 100k held records, during a launch or a preview (about two minutes here).
+    The time limit only stops that runaway plan: this takes well under a second."""
+    ids = make_books(50_000, genre=False)
     alice = User.objects.create_user("alice")
-    first = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:15_000]), {"price": 1},
+    first = pgbulk.bulk_update(Book.objects.filter(pk__in=ids[:40_000]), {"price": 1},
                                user=alice)
-    Reservation.objects.create(job=first, model="library.Book", object_pk=str(ids[-1]), seq=10**6)
+    Reservation.objects.create(job=first, model="library.Book", object_pk=str(ids[-1]),
+                               seq=10**6)
     with connection.cursor() as cursor:
-        cursor.execute("SET statement_timeout = '10s'")
+        cursor.execute("SET statement_timeout = '60s'")
     try:
         with pytest.raises(pgbulk.ConflictError) as caught:
-            pgbulk.bulk_update(Book.objects.filter(pk__in=ids[5_000:]), {"price": 2})
+            pgbulk.bulk_update(Book.objects.filter(pk__gte=ids[10_000]), {"price": 2})
         preview = pgbulk.preview(Book.objects.all(), {"price": 3}, sample_size=0)
     finally:
         with connection.cursor() as cursor:
             cursor.execute("RESET statement_timeout")
-    counted = [{"job_id": str(first.id), "user": "alice", "count": 10_001}]
+    counted = [{"job_id": str(first.id), "user": "alice", "count": 30_001}]
     assert caught.value.conflicts == counted  # spans, and a one-key row
-    assert preview["held"] == [{**counted[0], "count": 15_001}]
+    assert preview["held"] == [{**counted[0], "count": 40_001}]
 
 
 def test_overlapping_launch_is_refused_whole_naming_job_user_and_count(held_queue):
