@@ -112,7 +112,7 @@ def launch(
     if run == "async" and not pgbulk_settings.ASYNC_ENABLED:
         raise ImproperlyConfigured('run="async" needs PGBULK["ASYNC_ENABLED"] = True')
     using = using or (queryset.db if queryset is not None else "default")
-    queryset = locks.unsliced(queryset) if queryset is not None else None
+    queryset = locks.as_selection(queryset) if queryset is not None else None
     runners = runner_count(parallel, atomic)
     params = {**params, "atomic": bool(atomic), "conflict_checking": bool(conflict_checking),
               "parallel": runners, "queue": task_queue(task_name)}

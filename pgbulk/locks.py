@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import EmptyResultSet, ImproperlyConfigured
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Model, QuerySet
+from django.db.models.query import ModelIterable
 
 from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import ConflictEntry, ConflictError
@@ -44,10 +45,12 @@ def check_lockable(model: type[Model]) -> None:
             "by a single key and cannot run bulk jobs on it.")
 
 
-def unsliced(queryset: QuerySet) -> QuerySet:
-    """``queryset``, or for a slice (``qs.order_by("-price")[:100]``) the records it holds
-    now, as a filter on their keys (a slice cannot be re-ordered or filtered further)."""
-    if not queryset.query.is_sliced:
+def as_selection(queryset: QuerySet) -> QuerySet:
+    """``queryset``, or for a slice (``qs.order_by("-price")[:100]``), a union (or other
+    combination) or a ``values()`` queryset, the records it holds now as a filter on their
+    keys (such querysets cannot be re-ordered, filtered or read as records)."""
+    query = queryset.query
+    if not (query.is_sliced or query.combinator or queryset._iterable_class is not ModelIterable):
         return queryset
     manager = queryset.model._base_manager.using(queryset.db)
     return manager.filter(pk__in=queryset.values("pk"))

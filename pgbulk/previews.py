@@ -23,7 +23,7 @@ from pgbulk.conf import pgbulk_settings
 from pgbulk.describe import entries_in_words
 from pgbulk.exceptions import BulkValidationError, ConflictEntry, ErrorEntry
 from pgbulk.launch import STRATEGIES, VALIDATIONS
-from pgbulk.locks import conflict_report, unsliced
+from pgbulk.locks import as_selection, conflict_report
 from pgbulk.models import Job
 from pgbulk.permissions import can_view_records
 from pgbulk.strategies import UpdateOperation, name_of
@@ -123,7 +123,7 @@ def preview(
     size = default if sample_size is None else sample_size
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ValueError(f"sample_size must be a whole number >= 0, not {sample_size!r}")
-    queryset = unsliced(queryset)
+    queryset = as_selection(queryset)
     with read_only(queryset.db):
         cleaned = clean_values(queryset.model, values, fields)
         result = Previewer(queryset, cleaned).run(validation, size)

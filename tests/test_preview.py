@@ -308,3 +308,13 @@ def test_a_set_based_edit_is_previewed_without_per_record_validation():
     assert (result["failures"]["sampled"], result["failures"]["failed"]) == (0, 0)
     with pytest.raises(ValueError, match="strategy must be one of"):
         pgbulk.preview(Book.objects.all(), values, strategy="fast")
+
+
+def test_unions_and_values_querysets_are_previewed_as_bulk_update_takes_them():
+    """preview raised on them ("prefetch_related() after union() is not supported";
+    "'dict' object has no attribute ...") while bulk_update took them."""
+    ids = make_books(4)
+    union = Book.objects.filter(pk=ids[0]).union(Book.objects.filter(pk__in=ids[2:]))
+    assert pgbulk.preview(union, {"price": 2})["total"] == 3
+    assert pgbulk.preview(Book.objects.filter(pk__in=ids[:2]).values("title"),
+                          {"price": 2})["total"] == 2
