@@ -93,7 +93,7 @@ ORDER BY overlap DESC;
 -- minutes for 100k held records). params: the selection's, then model, reach (most
 -- keys of a span less one), job_id, model, job_id.
 WITH sel AS MATERIALIZED (
-    SELECT q.pk::bigint AS k FROM ({selection}) AS q(pk)
+    SELECT DISTINCT q.pk::bigint AS k FROM ({selection}) AS q(pk)  -- a join repeats keys
 ), hits AS (
     SELECT h.job_id FROM sel CROSS JOIN LATERAL (
         SELECT r.job_id FROM pgbulk_reservation r

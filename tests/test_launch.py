@@ -526,3 +526,20 @@ def test_a_sliced_selection_means_the_records_it_holds_at_launch():
     assert set(Book.objects.filter(price=2).values_list("pk", flat=True)) == set(ids[-3:])
     gone = pgbulk.bulk_delete(Book.objects.order_by("pk")[:2], run="sync")
     assert gone.status == "succeeded" and not Book.objects.filter(pk__in=ids[:2]).exists()
+
+
+def test_a_selection_joined_across_a_to_many_relation_counts_each_held_record_once(
+        held_queue):
+    """The conflict report counted a held record once per joined row: "holds 6 of them"
+    for 3 books in 2 genres each."""
+    ids = make_books(3)
+    poetry = Genre.objects.get(name="Poetry")
+    Book.genres.through.objects.bulk_create(
+        Book.genres.through(book_id=pk, genre_id=poetry.pk) for pk in ids)
+    first = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 1}, run="async")
+    joined = Book.objects.filter(genres__name__in=["Crime", "Poetry"])
+    assert joined.count() == 6
+    with pytest.raises(pgbulk.ConflictError) as caught:
+        pgbulk.bulk_update(joined, {"price": 2})
+    assert caught.value.conflicts == [{"job_id": str(first.id), "user": None, "count": 3}]
+    assert pgbulk.preview(joined, {"price": 2})["held"][0]["count"] == 3
