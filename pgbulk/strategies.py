@@ -52,6 +52,9 @@ def describe(pk: Any, error: BaseException, record: Any = None) -> list[ErrorEnt
 
 
 class Operation:
+    #: Does the job run in transactions of its own (not inside its caller's)?
+    owns_transactions = False
+
     """Applies a job's change to chunks of primary keys, inside the caller's transaction."""
 
     lock_kwargs: dict[str, Any] = {"no_key": True}
@@ -182,9 +185,12 @@ class UpdateOperation(Operation):
         """Check deferrable constraints (Django's foreign keys) at each statement of this
         transaction, not at its commit: a related record deleted since fails the record
         that links to it, named, in its own savepoint. At commit it failed the chunk (or
-        the job) as a whole, naming no record."""
-        with connections[self.using].cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        the job) as a whole, naming no record. Only in the job's own transactions
+        (``owns_transactions``): a run inside the caller's transaction leaves its
+        constraints as the caller has them."""
+        if self.owns_transactions:
+            with connections[self.using].cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
     def logged(self, pks: list[Any], change: Callable[[], None]) -> None:
         """``change()`` the records ``pks``, logging their values before and after."""

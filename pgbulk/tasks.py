@@ -17,6 +17,7 @@ def apply_operation(job: JobHandle) -> None:
     """Walk the reserved records chunk by chunk and update or delete them."""
     operation = operation_for(job.job, job.using)
     operation.tick = job.tick
+    operation.owns_transactions = job.runtime.separate
     for rows in job.chunk_rows(operation.chunk_size):
         try:
             changed, errors = operation.apply(rows, per_record=not job.atomic)

@@ -111,3 +111,16 @@ def test_a_related_record_deleted_before_the_run_fails_each_record_by_name(
     # The save strategy's validation sees a gone foreign key first; the database the rest.
     assert all("not present in table" in e["message"] or "is not a valid choice" in e["message"]
                for e in job.errors), job.errors
+
+
+def test_a_run_inside_the_callers_transaction_leaves_its_constraints_deferred():
+    """A run in the caller's transaction (here the test's) must not switch the caller's
+    deferred foreign keys to immediate: a later dangling reference would raise at once."""
+    from django.db import connection, transaction
+
+    ids = make_books(2)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 3}, run="sync")
+    assert job.status == "succeeded", job.message
+    with transaction.atomic(), connection.cursor() as cursor:  # deferred: no error here
+        cursor.execute("UPDATE library_book SET author_id = 987654321 WHERE id = %s", [ids[0]])
+        transaction.set_rollback(True)  # (nor at the test's end)
