@@ -119,10 +119,11 @@ def preview(
         raise ValueError(f"validation must be one of {VALIDATIONS}, not {validation!r}")
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
-    default = 0 if strategy == "queryset" else pgbulk_settings.PREVIEW_SAMPLE_SIZE
-    size = default if sample_size is None else sample_size
+    size = pgbulk_settings.PREVIEW_SAMPLE_SIZE if sample_size is None else sample_size
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ValueError(f"sample_size must be a whole number >= 0, not {sample_size!r}")
+    if strategy == "queryset":
+        size = 0  # the set-based strategy validates no record one by one
     queryset = as_selection(queryset)
     with read_only(queryset.db):
         cleaned = clean_values(queryset.model, values, fields)

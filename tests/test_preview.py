@@ -304,8 +304,10 @@ def test_a_set_based_edit_is_previewed_without_per_record_validation():
     ids = make_books(3, in_print=True)
     values = {"status": "archived"}  # an archived book cannot be in print (clean())
     assert pgbulk.preview(Book.objects.filter(pk__in=ids), values)["failures"]["failed"] == 3
-    result = pgbulk.preview(Book.objects.filter(pk__in=ids), values, strategy="queryset")
-    assert (result["failures"]["sampled"], result["failures"]["failed"]) == (0, 0)
+    for size in (None, 50):
+        result = pgbulk.preview(Book.objects.filter(pk__in=ids), values, strategy="queryset",
+                                sample_size=size)
+        assert (result["failures"]["sampled"], result["failures"]["failed"]) == (0, 0)
     with pytest.raises(ValueError, match="strategy must be one of"):
         pgbulk.preview(Book.objects.all(), values, strategy="fast")
 
