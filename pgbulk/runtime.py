@@ -176,7 +176,7 @@ class JobRuntime:
         from pgbulk.sweep import sweep
 
         try:
-            sweep(using=self.side)
+            sweep(using=self.side, housekeeping=not now)
         except Exception:  # the safety net must never break the job it runs beside
             logger.exception("pgbulk: in-band sweep failed (job %s runs on)", self.job.id)
 

@@ -66,17 +66,23 @@ def sweep_params(**overrides: Any) -> dict[str, Any]:
     return params
 
 
-def sweep(*, dry_run: bool = False, using: str = "default", **overrides: Any) -> dict[str, Any]:
-    """Run one sweep; with ``dry_run`` report what it would do and roll it back.
+def sweep(*, dry_run: bool = False, using: str = "default", housekeeping: bool = True,
+          **overrides: Any) -> dict[str, Any]:
+    """Run one sweep; with ``dry_run`` report what it would do and roll it back; without
+    ``housekeeping`` only act on unfinished jobs and reservations (no change log purge,
+    no deletion of old jobs).
 
     ``overrides`` replace settings for this run (ages in seconds): conflict_ttl,
     progress_ttl, max_task_duration, job_retention (or job_retention_days),
     heartbeat_timeout, max_resumes, sync_start_timeout, only_job.
     """
     params = sweep_params(**overrides)
+    if not housekeeping:
+        params["job_retention"] = KEEP_FOREVER
     with transaction.atomic(using=using):
         with connections[using].cursor() as cursor:
-            if params["only_job"] is None:
+            report_purge = 0
+            if params["only_job"] is None and housekeeping:
                 report_purge = purge_history(cursor, params["job_retention"])
             cursor.execute(query("sweep"), params)
             raw = cursor.fetchone()[0]
@@ -92,6 +98,10 @@ def sweep(*, dry_run: bool = False, using: str = "default", **overrides: Any) ->
             for job in Job.objects.using(using).filter(pk__in=acted):
                 emit(job, "cleanup", using=using)
     return report
+
+
+#: A job retention no job reaches (seconds): a sweep without housekeeping deletes none.
+KEEP_FOREVER = 100 * 365 * 86400
 
 
 def purge_history(cursor: Any, job_retention: float) -> int:

@@ -247,16 +247,18 @@ def test_status_counts_what_a_running_atomic_job_has_processed_as_its_page_does(
     with psycopg.connect(conftest.test_database_url()) as holder:
         holder.execute("SELECT 1 FROM library_book WHERE id = %s FOR UPDATE", [ids[800]])
         job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 31})
-        seen: list[int] = []
 
-        def settled() -> bool:  # the job waits for the locked record: its count stops
-            seen.append(job.progress()["done"])
-            return len(seen) > 2 and seen[-1] == seen[-2] == seen[-3] > 0
+        def waiting() -> bool:  # the runner waits for the locked record: its count stops
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                               "current_database() AND wait_event_type = 'Lock'")
+                return cursor.fetchone()[0] > 0
 
-        wait_for(settled, timeout=30, interval=0.3)
+        wait_for(waiting, timeout=30, interval=0.1)
+        seen = job.progress()["done"]
         active = json.loads(call_command_output("pgbulk_status", "--json"))["active_jobs"]
-        assert [(j["id"], j["done"]) for j in active] == [(str(job.id), seen[-1])]
-        assert float(active[0]["percent"]) == round(100 * seen[-1] / 1000, 1)
+        assert seen > 0 and [(j["id"], j["done"]) for j in active] == [(str(job.id), seen)]
+        assert float(active[0]["percent"]) == round(100 * seen / 1000, 1)
     job.wait(30)
     assert job.status == "succeeded", job.message
 
@@ -305,3 +307,16 @@ def call_command_output(*args) -> str:
     out = StringIO()
     call_command(*args, stdout=out)
     return out.getvalue()
+
+
+def test_the_sweep_before_a_resume_keeps_old_jobs_and_their_logs(settings):
+    """A resumed job sweeps first (to end what died with its last run); that sweep must not
+    do the housekeeping: purging change logs and deleting old jobs, before the body runs."""
+    settings.PGBULK = {**settings.PGBULK, "QUEUE": "held"}
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=make_books(3)), {"price": 2},
+                             run="sync")
+    long_ago = timezone.now() - timedelta(days=400)
+    Job.objects.filter(pk=job.pk).update(created_at=long_ago, finished_at=long_ago)
+    sweep(housekeeping=False)
+    assert Job.objects.get(pk=job.pk).change_log == "kept"
+    assert sweep()["deleted_jobs"] == 1  # the scheduled sweep does
