@@ -114,7 +114,7 @@ class JobAdmin(admin.ModelAdmin):
     def status_text(self, job: Job) -> str:
         """The status, and for a running job nobody runs any more, that its worker was
         lost (as the job pages say; the sweep resumes or ends it)."""
-        if job.status == "running" and progress.probe(job, job._state.db or "default")[0]:
+        if job.status == "running" and progress.probe(job, progress.primary(job))[0]:
             return _("Running: worker lost")
         return job.get_status_display()
 
