@@ -139,7 +139,8 @@ def with_key(job: Job, log: QuerySet[Change], key: str) -> QuerySet[Change]:
 
     def written(text: str) -> str:
         with contextlib.suppress(ValidationError, TypeError, ValueError):  # else as typed
-            return locks.key_texts(model, [model._meta.pk.to_python(text)])[0] if model else text
+            return (locks.key_texts(model, [model._meta.pk.to_python(text)], job._state.db
+                                    or "default")[0] if model else text)
         return text
 
     exact = log.filter(object_pk=written(key))
@@ -263,6 +264,8 @@ class Reader:
         return FieldChange(label, self.value(found, before), self.value(found, after))
 
     def value(self, found: Any, raw: Any) -> str:
+        if raw is not None and found.get_internal_type() == "JSONField":
+            return describe.json_text(raw)  # a JSON "" or [] is a value, not empty
         if raw is None or raw == "":
             return _("empty")
         if found.is_relation:
@@ -297,9 +300,14 @@ def csv_lines(job: Job, key: str = "") -> Iterator[str]:
     yield writer.writerow(["key", *[f"{n} {side}" for n in names for side in ("before", "after")]])
     items = (in_key_order(job, with_key(job, log_of(job), key)).order_by("sort_key")
              .values_list("object_pk", "before", "after"))
+    model = describe.job_model(job)
+    fields = {n: Reader(model).model_field(n) if model else None for n in names}
+    as_json = {n for n, f in fields.items() if f is not None
+               and f.get_internal_type() == "JSONField"}  # written as JSON, lists too
     for key, before, after in items.iterator(chunk_size=2000):
         after = after or {}
-        cells = [raw_text(side.get(n)) for n in names for side in (before, after)]
+        cells = [describe.json_text(side[n]) if n in as_json and side.get(n) is not None
+                 else raw_text(side.get(n)) for n in names for side in (before, after)]
         yield writer.writerow([record_errors.safe_cell(cell) for cell in [key, *cells]])
 
 

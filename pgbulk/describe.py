@@ -206,12 +206,12 @@ def plain_numbers(value: Any) -> Any:
 
 def value_phrase(field: Any, raw: Any) -> str:
     """One new value as a person reads it: a choice's label, a related record's name..."""
+    if raw is not None and field.get_internal_type() == "JSONField":
+        return json_text(raw)  # a JSON "" or [] is a value, not empty
     if raw is None or raw == "":
         return _("empty")
     if field.is_relation:
         return related_names(field.related_model, [raw])
-    if field.get_internal_type() == "JSONField":
-        return json_text(raw)
     value = field.to_python(raw)
     if field.flatchoices:
         return str(dict(field.flatchoices).get(value, value))

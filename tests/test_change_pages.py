@@ -778,3 +778,21 @@ def test_a_date_time_key_is_found_as_postgresql_writes_it(client, settings):
                                 run="async", min_async_records=0)
     assert locks.holders(Session, [s.pk for s in sessions]) == [
         ("2020-01-01 02:00:00+00", holder.id)]
+    from pgbulk.list_jobs import reserved_rows  # the list's "in a job" markers: str(pk)
+    assert list(reserved_rows(boss, Session, [s.pk for s in sessions])) == [
+        str(sessions[2].pk)]
+
+
+def test_json_values_read_as_json_on_the_page_and_in_the_csv(client, editor):
+    """A JSON list read as space-separated items in the CSV, true as True, and a JSON ""
+    as "empty" on the page."""
+    from testproject.library.models import Label
+
+    Label.objects.create(name="a", data=["a b", "c", True])
+    editor.user_permissions.add(Permission.objects.get(codename="view_label"))
+    job = pgbulk.bulk_update(Label.objects.all(), {"data": ""}, run="sync", user=editor)
+    text = text_of(page_of(client, job))
+    assert 'data: ["a b", "c", true] → ""' in text and 'data → "" on 1 Label' in text
+    rows = list(csv.reader(io.StringIO(b"".join(
+        client.get(f"/pgbulk/jobs/{job.id}/changes.csv").streaming_content).decode())))
+    assert rows[1][1:] == ['["a b", "c", true]', '""']
