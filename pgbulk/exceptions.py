@@ -68,7 +68,8 @@ class BulkValidationError(PgbulkError):
 
 
 class JobFailed(PgbulkError):
-    """Raised by a worker task after its job was recorded as failed.
+    """Raised by a worker task whose job failed, or that a worker shutdown cut short (the
+    sweep resumes that job): the queue records the task failed, never succeeded.
 
     ``expected``: the job failed because records failed (a business outcome the
     job's errors describe), not because something broke: logged as one line.

@@ -155,15 +155,17 @@
       banner = document.createElement("section");
       banner.id = "pgbulk-active-jobs";
       banner.className = "pgbulk-banner";
-      banner.setAttribute("aria-label", toolbar.dataset.bannerOne);
+      banner.setAttribute("aria-label", toolbar.dataset.bannerOne || "");
       const title = document.createElement("h2");
       title.className = "pgbulk-banner-title";
       banner.appendChild(title);
       toolbar.before(banner);
     }
-    if (banner.querySelector(`.pgbulk-progress[data-job="${progress.dataset.job}"]`)) return;
+    const job = progress.dataset.job;
+    if (banner.querySelector(`.pgbulk-progress[data-job="${job}"], [data-pgbulk-banner-job="${job}"]`)) return;
     const slot = document.createElement("div");
     slot.className = "pgbulk-banner-job";
+    slot.dataset.pgbulkBannerJob = job;
     const live = document.createElement("div");
     live.setAttribute("hx-get", url);
     live.setAttribute("hx-trigger", "load");
@@ -171,8 +173,11 @@
     slot.appendChild(live);
     banner.appendChild(slot);
     const count = banner.querySelectorAll(".pgbulk-banner-job").length;
-    banner.querySelector(".pgbulk-banner-title").textContent = count === 1
-      ? toolbar.dataset.bannerOne : toolbar.dataset.bannerMany.replace("{n}", count.toLocaleString());
+    const one = toolbar.dataset.bannerOne, many = toolbar.dataset.bannerMany;
+    const title = banner.querySelector(".pgbulk-banner-title");
+    if (title && one && many) {  // an overridden toolbar may not give them: keep the title
+      title.textContent = count === 1 ? one : many.replace("{n}", count.toLocaleString());
+    }
     window.htmx.process(slot);
   }
 
