@@ -45,9 +45,7 @@ def active_jobs(user: Any, model: type[Model]) -> list[Job]:
 
 def reserved_rows(user: Any, model: type[Model], keys: Iterable[Any]) -> dict[str, Hold]:
     """``{str(key): Hold}`` for the given keys that an active job holds."""
-    keys = list(keys)
-    as_shown = dict(zip(locks.key_texts(model, keys), (str(key) for key in keys), strict=True))
-    held_by = {as_shown.get(text, text): job_id for text, job_id in locks.holders(model, keys)}
+    held_by = {str(key): job_id for key, job_id in locks.holders(model, list(keys))}
     username = get_user_model().USERNAME_FIELD
     jobs = Job.objects.select_related("user").filter(pk__in=set(held_by.values()),
                                                      status__in=ACTIVE).in_bulk()

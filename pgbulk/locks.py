@@ -293,13 +293,14 @@ def claim_chunk(job_id: Any, number: int, size: int, *, using: str) -> list[Row]
     return rows_between(job_id, number * size + 1, (number + 1) * size, using=using)
 
 
-def holders(model: type[Model], keys: list[Any], *, using: str = "default") -> list[tuple[str, Any]]:
-    """``(key as text, job id)`` for each of ``keys`` some job reserves."""
+def holders(model: type[Model], keys: list[Any], *, using: str = "default") -> list[tuple[Any, Any]]:
+    """``(key, job id)`` for each of ``keys`` (as given) some job reserves."""
     texts = key_texts(model, keys, using)
     if not texts:
         return []
+    given = dict(zip(texts, keys, strict=True))
     name = "holders_of_spans" if integer_keyed(model) else "holders_of_keys"
     with connections[using].cursor() as cursor:
         cursor.execute(query(name), {"model": lock_label(model), "keys": texts,
                                      "reach": MAX_SPAN - 1})
-        return cursor.fetchall()
+        return [(given[text], job_id) for text, job_id in cursor.fetchall()]
