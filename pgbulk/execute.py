@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import InterfaceError, OperationalError, connections, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.text import capfirst
 
@@ -87,6 +88,8 @@ def run_to_outcome(handle: JobHandle) -> Outcome:
         if not handle.atomic:
             logger.warning("pgbulk: job %s stopped by a worker shutdown; the sweep will "
                            "resume it", job.id)
+            # So that the sweep does not count this stop as a lost worker.
+            handle.runtime.fenced(handle.runtime.side).update(shutdown_attempt=F("attempt"))
             raise  # its task is not a success: run_in_worker says so
         logger.warning("pgbulk: job %s stopped by a worker shutdown", job.id)
         return Status.FAILED, ("Stopped by a worker shutdown before it finished; its "

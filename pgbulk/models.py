@@ -59,6 +59,10 @@ class Job(models.Model):
     # The run token: raised by the sweep each time it resumes or fails the job, so a
     # runner of an earlier attempt can no longer commit anything (fencing).
     attempt = models.IntegerField(default=0, db_default=0)
+    # Times the sweep resumed the job after losing its worker (MAX_RESUMES caps them).
+    resumes = models.IntegerField(default=0, db_default=0)
+    # The attempt a worker shutdown stopped (set by its runner): resuming it is no loss.
+    shutdown_attempt = models.IntegerField(null=True, blank=True)
     attempt_started_at = models.DateTimeField(null=True, blank=True)  # current attempt's claim
     cancel_requested = models.BooleanField(default=False)
     cancelled_by = models.ForeignKey(

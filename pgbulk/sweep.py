@@ -1,4 +1,4 @@
-"""Running the sweep, pgbulk's safety net (``pgbulk_sweep_v2()`` in sql/), with its settings.
+"""Running the sweep, pgbulk's safety net (``pgbulk_sweep_v3()`` in sql/), with its settings.
 
 "The sweep" is the one name of that safety net in the code and the docs; users know
 it from before as "cleanup": the command ``pgbulk_cleanup``, the setting

@@ -287,7 +287,7 @@ JOIN pgbulk_reservation r ON r.model = %(model)s
 
 -- name: sweep
 -- Run the safety-net sweep with the given ages in seconds (only_job: one job).
-SELECT pgbulk_sweep_v2(
+SELECT pgbulk_sweep_v3(
     conflict_ttl => make_interval(secs => %(conflict_ttl)s),
     progress_ttl => make_interval(secs => %(progress_ttl)s),
     max_task_duration => make_interval(secs => %(max_task_duration)s),

@@ -293,7 +293,7 @@ def test_the_sql_sweep_deletes_an_undone_job_its_undo_link_and_its_log():
     Job.objects.filter(pk=job.pk).update(
         finished_at=timezone.now() - datetime.timedelta(days=40))
     with connection.cursor() as cursor:  # as psql or pg_cron would run it
-        cursor.execute("SELECT pgbulk_sweep_v2()")
+        cursor.execute("SELECT pgbulk_sweep_v3()")
     assert not Job.objects.filter(pk=job.pk).exists()
     undo.refresh_from_db()
     assert undo.undo_of_id is None and undo.params["undo_of"] == str(job.pk)

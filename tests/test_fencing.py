@@ -130,7 +130,11 @@ def test_a_shutdown_that_cuts_a_job_short_is_never_a_success(spawn, writes, atom
         assert sum(writes(ids).values()) == 0 and reservation_count() == 0
         return
     assert job.status == "running" and 0 < job.done < 1200  # committed chunks stay
-    sweep_until(job, "queued", heartbeat_timeout=1)
+    # A shutdown is no lost worker: resumed even with no resumes left, and said so.
+    # Before: counted as one ("lost 1 times") and failed for good after MAX_RESUMES deploys.
+    resumed = sweep_until(job, "queued", "failed", heartbeat_timeout=1, max_resumes=0)
+    assert resumed.status == "queued" and resumed.resumes == 0, resumed.message
+    assert resumed.message.startswith("Stopped by a worker shutdown after "), resumed.message
     spawn()
     job.wait(60)
     assert (job.status, job.done) == ("succeeded", 1200), job.message
@@ -279,8 +283,8 @@ def test_resumes_are_capped_and_the_last_message_is_kept(held_queue):
     ids = make_books(10)
     job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 2}, atomic=False,
                              run="async")
-    Job.objects.filter(pk=job.pk).update(
-        status="running", attempt=3, done=4,
+    Job.objects.filter(pk=job.pk).update(  # its run token was raised more often (fencing)
+        status="running", attempt=5, resumes=3, done=4,
         message="Worker lost after 4 of 10 records; resuming where it stopped (resume 3 of 3).")
     report = sweep(max_resumes=3)
     job.refresh_from_db()
