@@ -75,7 +75,14 @@ def public_progress(data: dict[str, Any], job: Job, readable: bool) -> dict[str,
 
 
 def public_message(job: Job, message: str, readable: bool) -> str:
-    """``message``, unless it may quote a failing record to a user who may not read it."""
-    if not readable and job.status == "failed" and (job.failed_count or job.errors):
+    """``message``, unless it may quote a record to a user who may not read the model's
+    records: a failed job's may (a failing record, or the text of the error that stopped
+    it, which pgbulk cannot vet). What was changed is said either way."""
+    if readable or job.status != "failed":
+        return message
+    if job.failed_count or job.errors:
         return _("Records failed; you may not see them.")
-    return message
+    if not job.done:
+        return _("The job failed; you may not see why. Nothing was changed.")
+    return _("The job failed; you may not see why. %(done)s of %(total)s records were "
+             "changed.") % {"done": f"{job.done:,}", "total": f"{job.total:,}"}

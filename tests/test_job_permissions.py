@@ -203,6 +203,40 @@ def test_a_failure_message_quoting_a_record_is_hidden_from_who_may_not_view_reco
     assert "Secret title" in client.get(f"/admin/pgbulk/job/{job.id}/change/").content.decode()
 
 
+@pytest.mark.parametrize("atomic", [True, False], ids=["atomic", "chunked"])
+def test_an_error_text_that_quotes_a_record_is_hidden_from_who_may_not_view_records(
+        client, settings, atomic):
+    """A job stopped by an error that is no record's failure (here a post_save handler's)
+    kept its text for every job viewer: it quoted the record to a viewer with no right to
+    the model. Now such a viewer reads that it failed and what was changed."""
+    from django.db.models.signals import post_save
+
+    def refuse(sender, instance, **kwargs):
+        if instance.title == "Secret title":
+            raise ValueError(f"refusing {instance.title!r} at price {instance.price}")
+
+    ids = make_books(3)
+    Book.objects.filter(pk=ids[2]).update(title="Secret title")
+    settings.PGBULK = {**settings.PGBULK, "CHUNK_SIZE": 1}
+    post_save.connect(refuse, sender=Book)
+    try:
+        job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 9},
+                                 run="sync", atomic=atomic)
+    finally:
+        post_save.disconnect(refuse, sender=Book)
+    assert job.status == "failed" and "Secret title" in job.message, job.message
+    client.force_login(user("job-viewer", "pgbulk.view_job", staff=True))
+    told = ("The job failed; you may not see why. Nothing was changed." if atomic else
+            "The job failed; you may not see why. 2 of 3 records were changed.")
+    seen = client.get(f"/pgbulk/jobs/{job.id}/progress/", HTTP_ACCEPT="application/json")
+    assert seen.json()["message"] == told
+    for url in (f"/pgbulk/jobs/{job.id}/", f"/admin/pgbulk/job/{job.id}/change/"):
+        page = client.get(url).content.decode()
+        assert "Secret" not in page and told in page, url
+    client.force_login(user("book-reader", "pgbulk.view_job", "library.view_book"))
+    assert "Secret title" in client.get(f"/pgbulk/jobs/{job.id}/").content.decode()
+
+
 @pytest.mark.parametrize(("target", "lands_on"), [
     ("/pgbulk/jobs/?status=active", "/pgbulk/jobs/?status=active"),
     ("books", None),  # it was reversed as a view name (a 500)
