@@ -35,7 +35,7 @@ def log_spec(model: type[Model], values: dict[str, Any]) -> dict[str, list[str]]
     None when RECORD_CHANGES is off."""
     if not pgbulk_settings.RECORD_CHANGES:
         return None
-    excluded = set(pgbulk_settings.CHANGE_LOG_EXCLUDE.get(model._meta.label, []))
+    excluded = excluded_fields(model)
     spec: dict[str, list[str]] = {"fields": [], "m2m": [], "excluded": []}
     for name in values:
         field = model_field(model, name)
@@ -46,6 +46,15 @@ def log_spec(model: type[Model], values: dict[str, Any]) -> dict[str, list[str]]
         else:
             spec["fields"].append(field.attname)
     return spec
+
+
+def excluded_fields(model: type[Model]) -> set[str]:
+    """The fields CHANGE_LOG_EXCLUDE keeps out of ``model``'s log: named for the model or
+    any model it proxies or inherits from (the same columns, edited through a proxy or a
+    multi-table child)."""
+    family = [model, *model._meta.get_parent_list()]
+    return {name for member in family
+            for name in pgbulk_settings.CHANGE_LOG_EXCLUDE.get(member._meta.label, [])}
 
 
 def restorable(field: Any) -> bool:

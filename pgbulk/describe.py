@@ -20,6 +20,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from pgbulk.changelog import excluded_fields
 from pgbulk.conf import pgbulk_settings
 from pgbulk.models import Job
 from pgbulk.values import to_key
@@ -95,7 +96,11 @@ def not_shown(job: Job) -> set[str]:
     """The fields whose new values a job's pages do not show: those left out of its
     change log (CHANGE_LOG_EXCLUDE, binary and range fields)."""
     spec = job.params.get("change_log") or {}
-    return {*spec.get("excluded", []), *pgbulk_settings.CHANGE_LOG_EXCLUDE.get(job.model, [])}
+    try:
+        excluded = excluded_fields(apps.get_model(job.model))
+    except (LookupError, ValueError):  # a model gone since (or a task's, with none)
+        excluded = set(pgbulk_settings.CHANGE_LOG_EXCLUDE.get(job.model, []))
+    return {*spec.get("excluded", []), *excluded}
 
 
 def redacted_params(job: Job) -> dict[str, Any]:

@@ -270,6 +270,28 @@ def test_excluded_fields_are_not_logged_and_the_log_can_be_turned_off(settings, 
         pgbulk.undo(job)
 
 
+def test_a_field_excluded_for_a_model_is_excluded_through_its_proxies_and_children(
+        settings, admin_client):
+    """Before: CHANGE_LOG_EXCLUDE was read for the job's own model only, so a Book price
+    edited through DraftBook (a proxy) or EBook (a child) was logged, shown on the job's
+    pages and in Book's History, and could be undone (security review)."""
+    from testproject.library.models import DraftBook
+
+    settings.PGBULK = {**settings.PGBULK, "CHANGE_LOG_EXCLUDE": {"library.Book": ["price"]}}
+    ids = make_books(2)
+    ebook = EBook.objects.create(title="E", isbn="EX-1", author_id=make_author(), price=3)
+    for queryset in (DraftBook.objects.filter(pk__in=ids), EBook.objects.filter(pk=ebook.pk)):
+        job = pgbulk.bulk_update(queryset, {"price": "555.55", "title": "T"}, run="sync")
+        assert job.params["change_log"]["excluded"] == ["price"], job.model
+        assert {str(after) for _, after in logged(job).values()} == {"{'title': 'T'}"}
+        page = admin_client.get(f"/pgbulk/jobs/{job.id}/").content.decode()
+        assert "555.55" not in page and "price → (not shown)" in page, job.model
+        with pytest.raises(pgbulk.BulkValidationError, match="leaves out price"):
+            pgbulk.undo(job)
+    history = admin_client.get(f"/admin/library/book/{ebook.pk}/history/").content.decode()
+    assert "555.55" not in history
+
+
 def test_the_sweep_deletes_logs_past_their_retention_and_undo_says_so(settings):
     settings.PGBULK = {**settings.PGBULK, "CHANGE_RETENTION": 1}
     ids = make_books(3)
