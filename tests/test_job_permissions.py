@@ -237,6 +237,14 @@ def test_an_error_text_that_quotes_a_record_is_hidden_from_who_may_not_view_reco
     assert "Secret title" in client.get(f"/pgbulk/jobs/{job.id}/").content.decode()
 
 
+def test_the_sample_project_pages_may_not_be_framed(client, people, job):
+    """Undo and cancel are one click: a page framed by another site could trick a user
+    into it. The sample project left out Django's XFrameOptionsMiddleware (review)."""
+    client.force_login(people["owner"])
+    for url in ("/", "/pgbulk/jobs/", f"/pgbulk/jobs/{job.id}/"):
+        assert client.get(url).headers.get("X-Frame-Options") == "DENY", url
+
+
 @pytest.mark.parametrize(("target", "lands_on"), [
     ("/pgbulk/jobs/?status=active", "/pgbulk/jobs/?status=active"),
     ("books", None),  # it was reversed as a view name (a 500)
