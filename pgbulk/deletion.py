@@ -37,6 +37,7 @@ class DeletionSummary:
     also_deleted: dict[str, int] = field(default_factory=dict)  # verbose plural -> count
     cleared: dict[str, int] = field(default_factory=dict)  # links set to NULL / default
     protections: list[Protection] = field(default_factory=list)
+    deleted_models: set[type[Model]] = field(default_factory=set)  # of also_deleted
 
     @property
     def more(self) -> int:
@@ -49,7 +50,7 @@ def summarize(queryset: QuerySet) -> DeletionSummary:
     summary = DeletionSummary(count, names)
     for parent, link in queryset.model._meta.parents.items():
         if link is not None:
-            add(summary.also_deleted, parent, count)
+            also_deleted(summary, parent, count)
     walk(summary, queryset, DEPTH, top=True)
     return summary
 
@@ -60,6 +61,19 @@ def plural(model: type[Model]) -> str:
 
 def add(counts: dict[str, int], model: type[Model], count: int) -> None:
     counts[plural(model)] = counts.get(plural(model), 0) + count
+
+
+def also_deleted(summary: DeletionSummary, model: type[Model], count: int) -> None:
+    add(summary.also_deleted, model, count)
+    summary.deleted_models.add(model)
+
+
+def not_deletable_by(user: Any, summary: DeletionSummary) -> list[str]:
+    """The kinds of records the deletion also removes that ``user`` may not delete (as
+    the admin's delete confirmation refuses them), by verbose name plural."""
+    return sorted(plural(model) for model in summary.deleted_models
+                  if not model._meta.auto_created  # many-to-many links: no permissions
+                  and not user.has_perm(f"{model._meta.app_label}.delete_{model._meta.model_name}"))
 
 
 def walk(summary: DeletionSummary, queryset: QuerySet, depth: int, top: bool = False) -> None:
@@ -74,7 +88,7 @@ def walk(summary: DeletionSummary, queryset: QuerySet, depth: int, top: bool = F
         if not count:
             continue
         if on_delete is CASCADE:
-            add(summary.also_deleted, relation.related_model, count)
+            also_deleted(summary, relation.related_model, count)
             if depth > 1:
                 walk(summary, related, depth - 1)
         elif on_delete in (PROTECT, RESTRICT):

@@ -161,6 +161,33 @@ def test_delete_confirmation_says_what_protects_records(client, editor):
     assert "it will fail and delete nothing" in text
 
 
+@pytest.mark.urls("tests.urls_lists")
+def test_a_delete_that_also_removes_records_the_user_may_not_delete_is_refused(client):
+    """Deleting an e-book deletes its Book row (multi-table parent), deleting a Book its
+    e-book (cascade). Before: delete_ebook alone deleted Book rows; the admin refuses it
+    (security review). Now a 403 names what the user may not delete; nothing is queued."""
+    from testproject.library.models import EBook
+
+    author = Author.objects.create(name="E author")
+    ebook = EBook.objects.create(title="E", isbn="EB-1", author=author, price=3)
+    user = User.objects.create_user("ebook-keeper")
+    user.user_permissions.add(*Permission.objects.filter(codename__in=[
+        "view_ebook", "change_ebook", "delete_ebook", "view_book", "change_book"]))
+    client.force_login(user)
+    for action in ("confirm-delete", "delete"):
+        refused = post(client, {"bulk_action": action, "pks": [ebook.pk]}, url="/ebooks/")
+        assert refused.status_code == 403, action
+        assert "deleting them also deletes Books, which you may not delete" in (
+            refused.content.decode())
+    user.user_permissions.add(Permission.objects.get(codename="delete_book"))
+    user.user_permissions.remove(Permission.objects.get(codename="delete_ebook"))
+    client.force_login(User.objects.get(pk=user.pk))
+    refused = post(client, {"bulk_action": "delete", "pks": [ebook.pk]}, url="/")
+    assert refused.status_code == 403 and "E books" in refused.content.decode()
+    assert EBook.objects.filter(pk=ebook.pk).exists() and not Job.objects.exists()
+    assert queued_tasks() == 0 and reservation_count() == 0
+
+
 # --- error fragments stay in the modal ------------------------------------------------------
 
 def test_refusals_are_fragments_for_the_modal(client, editor):
