@@ -139,7 +139,10 @@ def running_text(job: Job, progress: dict[str, Any], parts: list[str]) -> tuple[
         return job.get_status_display(), "running"
     if job.params.get("atomic", True):  # the count so far is not committed
         parts.append(_("all or nothing: kept only if the job succeeds"))
-    if progress.get("rate"):
+    if progress.get("stalled_seconds") is not None:
+        parts.append(_("no progress for %(time)s") % {
+            "time": duration_text(progress["stalled_seconds"])})
+    elif progress.get("rate"):
         parts.append(_("%(rate)s records/s") % {"rate": number(round(progress["rate"]))})
     if progress.get("eta_seconds") is not None and round(progress["eta_seconds"]) < 1:
         parts.append(_("almost done"))

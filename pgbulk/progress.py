@@ -10,7 +10,14 @@ from django.utils import timezone
 from pgbulk.sqlfiles import query
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from pgbulk.models import Job
+
+
+#: Seconds without progress from a running job's live runners after which its pages say
+#: so instead of guessing the time left.
+STALLED_AFTER = 30
 
 
 def write(job: Job, done: int, failed: int, message: str = "", *, using: str) -> None:
@@ -63,22 +70,25 @@ def snapshot(job: Job, *, repair: bool = True) -> dict[str, Any]:
         job.refresh_from_db(using=using)
         worker_lost, queue_position = probe(job, using) if not job.is_terminal else (False, None)
     live = Progress.objects.using(using).filter(job_id=job.id).first()
-    in_flight = (0, 0, 0)
+    in_flight, active_at = (0, 0, 0), None
     if job.status == "running" and not worker_lost:
         with connections[using].cursor() as cursor:
             cursor.execute(query("in_flight"), {"job_id": str(job.id)})
             row = cursor.fetchone()
         if row:
-            job.done, job.failed_count, in_flight = row[0], row[1], row[2:]
+            job.done, job.failed_count, in_flight, active_at = row[0], row[1], row[2:5], row[5]
     return figures(job, live=live, in_flight=in_flight, worker_lost=worker_lost,
-                   queue_position=queue_position, now=timezone.now())
+                   queue_position=queue_position, now=timezone.now(), active_at=active_at)
 
 
 def figures(job: Job, *, live: Any, in_flight: tuple[int, int, int], worker_lost: bool,
-            queue_position: int | None, now: Any) -> dict[str, Any]:
+            queue_position: int | None, now: Any,
+            active_at: datetime | None = None) -> dict[str, Any]:
     """The progress figures of a job from what was read: its row, its progress row
     (``live``: message; None after a crash), and ``in_flight`` = (done, failed, runners)
-    of the live runners' open transactions, added to what the job row has committed."""
+    of the live runners' open transactions, added to what the job row has committed;
+    ``active_at``: when a live runner last made progress (no time left is guessed once
+    that is STALLED_AFTER seconds ago: a paused worker, a lock wait, a silent task)."""
     running = job.status == "running" and not worker_lost
     total = job.total
     done, failed = job.done, job.failed_count
@@ -103,6 +113,10 @@ def figures(job: Job, *, live: Any, in_flight: tuple[int, int, int], worker_lost
         rate = round(processed / elapsed, 1)
         if not job.is_terminal and rate:
             eta = round((total - processed) / rate, 1)
+    stalled = None
+    if running and active_at is not None:
+        idle = (now - active_at).total_seconds()
+        stalled, eta = (round(idle), None) if idle >= STALLED_AFTER else (None, eta)
     return {
         "id": str(job.id),
         "status": job.status,
@@ -115,6 +129,8 @@ def figures(job: Job, *, live: Any, in_flight: tuple[int, int, int], worker_lost
         "percent": min(percent, 100.0),
         "rate": rate,
         "eta_seconds": eta,
+        # Running, but no progress for this many seconds (None: progressing, or not running).
+        "stalled_seconds": stalled,
         "message": message,
         "errors": job.errors,
         "progress_known": (live is not None or bool(in_flight[2]) or job.is_terminal

@@ -198,7 +198,8 @@ ORDER BY seq;
 -- name: commit_chunk
 -- Add a committed chunk's counts to its job, and its new errors to the job's
 -- capped list, only while the runner's attempt is current; reset the runner's
--- in-flight counts in the same transaction. Returns the job's id (none: fenced).
+-- in-flight counts in the same transaction (its row stays: updated_at says when it
+-- last made progress). Returns the job's id (none: fenced).
 WITH job AS (
     UPDATE pgbulk_job
     SET done = done + %(done)s, failed_count = failed_count + %(failed)s,
@@ -210,7 +211,7 @@ WITH job AS (
     WHERE id = %(job_id)s::uuid AND status = 'running' AND attempt = %(attempt)s
     RETURNING id
 ), reset AS (
-    DELETE FROM pgbulk_runner_progress
+    UPDATE pgbulk_runner_progress SET done = 0, failed_count = 0, updated_at = now()
     WHERE job_id = %(job_id)s::uuid AND runner = %(runner)s AND EXISTS (SELECT 1 FROM job)
 )
 SELECT id FROM job;
@@ -225,9 +226,11 @@ SET done = EXCLUDED.done, failed_count = EXCLUDED.failed_count, updated_at = now
 -- name: in_flight
 -- A job's committed counts and the in-flight counts of its runners that are
 -- alive (a dead one's counted records rolled back with it), read together so a
--- chunk committing meanwhile is counted once.
+-- chunk committing meanwhile is counted once; and when one of them last made
+-- progress (its current attempt's start if none has yet).
 SELECT j.done, j.failed_count, coalesce(sum(p.done), 0)::bigint,
-       coalesce(sum(p.failed_count), 0)::bigint, count(p.runner)
+       coalesce(sum(p.failed_count), 0)::bigint, count(p.runner),
+       greatest(max(p.updated_at), j.attempt_started_at, j.started_at)
 FROM pgbulk_job j
 LEFT JOIN pgbulk_runner_progress p ON p.job_id = j.id
  AND pgbulk_runner_lock_key(p.job_id, p.runner) = ANY(pgbulk_held_lock_keys())

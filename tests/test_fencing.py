@@ -351,6 +351,30 @@ def test_cancel_then_a_worker_crash_ends_cancelled_with_the_counts(
     assert reservation_count() == 0
 
 
+@pytest.mark.parametrize("atomic", [True, False], ids=["atomic", "chunked"])
+def test_a_paused_worker_shows_no_progress_instead_of_a_time_left(spawn, monkeypatch, atomic):
+    """A frozen worker holds its job's liveness lock: the job is alive, and its pages
+    guessed a time left that only grew. They now say how long nothing moved."""
+    from pgbulk import progress
+    from pgbulk.job_status import job_status
+
+    monkeypatch.setattr(progress, "STALLED_AFTER", 1)
+    frozen = spawn()
+    ids = make_books(600, genre=False)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 35}, atomic=atomic)
+    wait_for(lambda: job.progress()["done"] >= 100)
+    frozen.process.send_signal(signal.SIGSTOP)
+    try:
+        stalled = wait_for(lambda: (lambda s: s if s["stalled_seconds"] else None)(
+            Job.objects.get(pk=job.pk).progress()))
+        assert stalled["status"] == "running" and stalled["eta_seconds"] is None
+        assert "no progress for" in job_status(Job.objects.get(pk=job.pk), stalled).figures
+    finally:
+        frozen.process.send_signal(signal.SIGCONT)
+    job.wait(60)
+    assert job.status == "succeeded" and job.progress()["stalled_seconds"] is None
+
+
 def test_a_stop_inside_a_chunk_rolls_back_its_counts(worker):
     ids = make_books(500, genre=False)
     job = AsyncManager().launch(stop_inside_chunk, 250, 33,

@@ -144,3 +144,26 @@ def test_a_sub_second_duration_reads_less_than_a_second():
 
     assert (duration_text(0.2), duration_text(0.6), duration_text(75)) == (
         "< 1 s", "1 s", "1 min 15 s")
+
+
+def test_a_running_job_without_progress_for_a_while_says_so_instead_of_a_time_left():
+    """A paused worker still holds its job (alive), so the pages guessed a time left that
+    only grew; now they say how long nothing moved."""
+    from pgbulk.job_status import job_status
+
+    running = job(done=200, started=NOW - timedelta(seconds=100))
+    live = Progress(job_id=running.id, total=1000)
+
+    def snap(idle: float) -> dict:
+        return progress.figures(running, live=live, in_flight=(0, 0, 1), worker_lost=False,
+                                queue_position=None, now=NOW,
+                                active_at=NOW - timedelta(seconds=idle))
+
+    moving = snap(progress.STALLED_AFTER - 1)
+    assert moving["stalled_seconds"] is None and moving["eta_seconds"] == 400.0
+    assert "about 6 min 40 s left" in job_status(running, moving).figures
+    stalled = snap(95)
+    assert stalled["stalled_seconds"] == 95 and stalled["eta_seconds"] is None
+    figures_text = job_status(running, stalled).figures
+    assert "no progress for 1 min 35 s" in figures_text and "left" not in figures_text
+    assert snap(95)["rate"] == moving["rate"]  # what it did so far stays as measured
