@@ -150,12 +150,12 @@ def run_body(handle: JobHandle) -> None:
                           "(is its module imported by the worker?)")
     args, kwargs = job.params.get("args", []), job.params.get("kwargs", {})
     if not handle.atomic:
-        result = spec.func(handle, *args, **kwargs)
+        result = call_body(spec.func, handle, args, kwargs)
         handle.check_stop()
         conclude(handle, result)
         return
     with transaction.atomic(using=handle.using):
-        result = spec.func(handle, *args, **kwargs)
+        result = call_body(spec.func, handle, args, kwargs)
         handle.check_stop()
         if job.failed_count:
             raise RecordFailed(job.errors)
@@ -164,6 +164,14 @@ def run_body(handle: JobHandle) -> None:
                 f"only {handle.walked} of the {handle.reserved} reserved records were "
                 "processed (its reservations vanished).")
         conclude(handle, result)
+
+
+def call_body(func: Callable[..., Any], handle: JobHandle, args: list, kwargs: dict) -> Any:
+    """The body's result; however it ends, the chunk walks it left open end with it."""
+    try:
+        return func(handle, *args, **kwargs)
+    finally:
+        handle.close_walks()
 
 
 def conclude(handle: JobHandle, result: Any) -> None:

@@ -19,7 +19,7 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -188,6 +188,7 @@ class JobHandle:
         self.pending = [0, 0, 0]
         self._message_shown: str | None = None
         self._write_tick, self._check_tick = Every(TICK), Every(TICK)
+        self._walks: list[Generator[Any, None, None]] = []  # chunk walks the body started
 
     @property
     def using(self) -> str:
@@ -293,6 +294,20 @@ class JobHandle:
     # --- records ---------------------------------------------------------------------------
 
     def chunk_rows(self, size: int | None = None) -> Iterator[list[locks.Row]]:
+        """See walk(); the walk is closed when the body ends (close_walks)."""
+        walk = self.walk(size)
+        self._walks.append(walk)
+        return walk
+
+    def close_walks(self) -> None:
+        """End the chunk walks the body left open: the chunk it was in rolls back (with
+        its counts) now, not whenever Python frees the walk (a body that kept it in a
+        variable and raised kept the chunk's transaction open under the job's outcome)."""
+        for walk in self._walks:
+            walk.close()
+        self._walks.clear()
+
+    def walk(self, size: int | None = None) -> Generator[list[locks.Row], None, None]:
         """Chunks of ``(seq, object_pk)`` of the reserved target records not done yet
         (``size`` rows each, CHUNK_SIZE by default).
 

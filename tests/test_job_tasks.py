@@ -135,6 +135,23 @@ def test_a_chunked_task_counting_outside_chunks_ends_with_those_counts(worker):
     assert job.record_errors.get().record == "Thing X"
 
 
+@worker_test
+def test_a_failing_body_that_keeps_its_chunk_walk_reports_what_was_committed(worker):
+    """Before: the chunk the body failed in stayed open (the walk lived on in the
+    traceback) while the outcome was written: "40 of 100 records were processed" when
+    its 30 were rolled back with the chunk. Now the walk ends with the body."""
+    from testproject.library.tasks import fails_keeping_its_walk
+
+    ids = make_books(100, genre=False)
+    job = AsyncManager().launch(fails_keeping_its_walk, 30, 41, lock=(Book, ids), chunk_size=10)
+    job.wait(30)
+    changed = Book.objects.filter(pk__in=ids, price=41).count()
+    assert (job.status, job.done, changed) == ("failed", 30, 30), job.message
+    assert job.message == ("RuntimeError: pricing service unavailable. 30 of 100 records "
+                           "were processed before it stopped."), job.message
+    assert reservation_count() == 0
+
+
 @pytest.mark.django_db
 def test_chunks_hold_the_records_asked_for_whatever_the_gaps_in_the_keys(settings):
     """Chunks are cut at reservation rows, and a row could cross the chunk boundary: with

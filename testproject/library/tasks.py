@@ -83,6 +83,18 @@ def stop_inside_chunk(job: pgbulk.JobHandle, after: int, price: int) -> str:
 
 
 @pgbulk.job_task(atomic=False)
+def fails_keeping_its_walk(job: pgbulk.JobHandle, after: int, price: int) -> None:
+    """Keep the chunk walk in a variable, change each chunk, and fail in the chunk after
+    ``after`` records (the walk outlives the body's frame in the traceback)."""
+    walk = job.chunks()
+    for keys in walk:
+        Book.objects.filter(pk__in=keys).update(price=price)
+        job.advance(len(keys))
+        if job.job.done > after:
+            raise RuntimeError("pricing service unavailable")
+
+
+@pgbulk.job_task(atomic=False)
 def counts_outside_chunks(job: pgbulk.JobHandle) -> None:
     """A chunked task without records to walk: its counts are reported, not chunked."""
     job.set_total(3)
