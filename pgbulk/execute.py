@@ -31,7 +31,9 @@ from pgbulk.signals import emit
 logger = logging.getLogger("pgbulk")
 
 ShouldAbort = Callable[[], Any] | None
-Outcome = tuple[str, str] | None  # (terminal status, message), or None: nothing to record
+# (terminal status, message), or None: nothing to record. A message that counts a chunked
+# job's records is a function, called once the job's counts are final (see finish).
+Outcome = tuple[str, "str | Callable[[], str]"] | None
 
 EVENT_OF: dict[str, str] = {
     Status.SUCCEEDED: "complete", Status.FAILED: "fail", Status.CANCELLED: "cancel"}
@@ -101,21 +103,29 @@ def run_to_outcome(handle: JobHandle) -> Outcome:
             logger.error("pgbulk: job %s lost its database connection: %s", job.id, error)
             raise
         logger.exception("pgbulk: job %s failed", job.id)
-        return Status.FAILED, failure_message(handle, error)
+        return Status.FAILED, lambda error=error: failure_message(handle, error)
     except JobCancelled:
         reason = stop_reason(job)
         if handle.atomic:
             return Status.CANCELLED, (f"{reason}Cancelled; all its changes were rolled back: "
                                       "nothing was changed.")
-        read_committed(handle)
-        return Status.CANCELLED, (f"{reason}Cancelled after {job.done:,} of {job.total:,} "
-                                  "records; the rest were not changed.")
+        return Status.CANCELLED, lambda: reason + cancelled_message(job)
     except RecordFailed as error:
         logger.warning("pgbulk: job %s failed: %s", job.id, error)
-        return Status.FAILED, failure_message(handle, error)
+        return Status.FAILED, lambda error=error: failure_message(handle, error)
     except Exception as error:
         logger.exception("pgbulk: job %s failed", job.id)
-        return Status.FAILED, failure_message(handle, error)
+        return Status.FAILED, lambda error=error: failure_message(handle, error)
+
+
+def cancelled_message(job: Job) -> str:
+    """A cancelled chunked job's message, from its final counts."""
+    processed = job.done + job.failed_count + job.skipped_count
+    if job.total and processed >= job.total:  # the cancel came after the last chunk
+        verb = {"update": "changed", "delete": "deleted"}.get(job.kind, "processed")
+        return (f"Cancelled after every record was processed: {job.done:,} of "
+                f"{job.total:,} records were {verb}.")
+    return f"Cancelled after {job.done:,} of {job.total:,} records; the rest were not changed."
 
 
 def read_committed(handle: JobHandle) -> None:
@@ -250,9 +260,14 @@ def gone(handle: JobHandle) -> str:
             else f" {count:,} records the undone job changed no longer exist.")
 
 
-def finish(handle: JobHandle, status: str, message: str) -> None:
+def finish(handle: JobHandle, status: str, message: str | Callable[[], str]) -> None:
     """Set the terminal status and release every reservation, in one transaction, under
-    the runner's token (JobFenced, and nothing written, if the job is no longer ours)."""
+    the runner's token (JobFenced, and nothing written, if the job is no longer ours).
+
+    A chunked job's row is locked first (by adding what this runner counted since its
+    last chunk), so its other runners' chunks have committed before its counts are read
+    or wait and then find it finished (they roll back): a ``message`` function says
+    what the row holds."""
     job, using = handle.job, handle.using
     if handle.atomic and status != Status.SUCCEEDED:
         job.done = job.skipped_count = 0  # everything rolled back
@@ -261,13 +276,15 @@ def finish(handle: JobHandle, status: str, message: str) -> None:
                "skipped_count": job.skipped_count} if handle.atomic else {})  # a chunked job's counts are on its row (and below)
     with transaction.atomic(using=using):
         if not handle.atomic:
-            handle.commit_pending()  # what it counted since its last chunk
+            handle.commit_pending()  # what it counted since its last chunk; locks the row
+            read_committed(handle)
+        text = message() if callable(message) else message
         handle.runtime.update_job(
-            status=status, message=message, finished_at=timezone.now(), **counts)
+            status=status, message=text, finished_at=timezone.now(), **counts)
         handle.flush_errors(using)
         locks.release_job(job.id, using=using)
         job.refresh_from_db()
-        progress.write_final(job, message, using=using)
+        progress.write_final(job, text, using=using)
         emit(job, EVENT_OF[status], using=using)
 
 

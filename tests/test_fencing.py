@@ -33,7 +33,7 @@ from pgbulk.models import Job
 from pgbulk.progress import snapshot
 from pgbulk.sweep import sweep
 from testproject.library.models import Book, DraftBook, EBook, Member
-from testproject.library.tasks import counted_steps, launch_nested, stop_inside_chunk
+from testproject.library.tasks import counted_steps, failing_task, launch_nested, stop_inside_chunk
 from tests import conftest
 from tests.factories import make_books, reservation_count, wait_for
 from tests.test_sweep import FAULT_ENV
@@ -383,6 +383,35 @@ def test_a_stop_inside_a_chunk_rolls_back_its_counts(worker):
     changed = Book.objects.filter(pk__in=ids, price=33).count()
     assert job.status == "cancelled" and job.done == changed == 200, job.message
     assert "after 200 of 500" in job.message
+
+
+@pytest.mark.parametrize("outcome", ["cancelled", "failed"])
+def test_a_chunk_another_runner_commits_before_the_end_is_counted_in_the_message(
+        monkeypatch, settings, outcome):
+    """With parallel runners, one ends the job (cancel seen, or its body failed) while
+    another's chunk may still commit. Before: the message was written from the counts
+    read before the end's transaction, so it said 'Cancelled after 200' of a job whose
+    row (and data) held 220 (review: 3 of 60 races). Here the other runner's commit is
+    made to land in that gap; the message must say what the row holds."""
+    from pgbulk import execute
+
+    real_finish = execute.finish
+
+    def finish_after_another_runners_chunk(handle, status, message):
+        with psycopg.connect(conftest.test_database_url(), autocommit=True) as other:
+            other.execute("UPDATE pgbulk_job SET done = done + 20 WHERE id = %s", [handle.job.id])
+        real_finish(handle, status, message)
+
+    monkeypatch.setattr(execute, "finish", finish_after_another_runners_chunk)
+    settings.PGBULK = {**settings.PGBULK, "CHUNK_SIZE": 100}
+    ids = make_books(500, genre=False)
+    task = stop_inside_chunk if outcome == "cancelled" else failing_task
+    args = (250, 36) if outcome == "cancelled" else (250,)
+    job = AsyncManager().launch(task, *args, lock=Book.objects.filter(pk__in=ids),
+                                run="sync", atomic=False)
+    job.refresh_from_db()
+    assert job.status == outcome and job.done == 220, job.message
+    assert "220 of 500 records" in job.message, job.message
 
 
 def test_a_cancel_raised_inside_save_cancels_instead_of_failing_the_record():

@@ -167,3 +167,13 @@ def test_a_running_job_without_progress_for_a_while_says_so_instead_of_a_time_le
     figures_text = job_status(running, stalled).figures
     assert "no progress for 1 min 35 s" in figures_text and "left" not in figures_text
     assert snap(95)["rate"] == moving["rate"]  # what it did so far stays as measured
+
+
+def test_a_cancel_that_came_after_the_last_chunk_says_every_record_was_processed():
+    """Before: "Cancelled after 200 of 200 records; the rest were not changed." (review)."""
+    from pgbulk.execute import cancelled_message
+
+    assert cancelled_message(job("running", total=200, done=200)) == (
+        "Cancelled after every record was processed: 200 of 200 records were changed.")
+    assert cancelled_message(job("running", total=200, done=80)) == (
+        "Cancelled after 80 of 200 records; the rest were not changed.")
