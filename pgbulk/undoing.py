@@ -17,7 +17,7 @@ from typing import Any
 from django.apps import apps
 from django.core.exceptions import PermissionDenied
 from django.db import connections, transaction
-from django.db.models import F, JSONField, Model
+from django.db.models import F, JSONField, Model, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now
 from django.utils.translation import gettext as _
@@ -234,7 +234,7 @@ class UndoOperation(UpdateOperation):
         else:
             records = {r.pk: r for r in self.locked_with_related(chunk)}
         plan = self.reader.plan(self.undone, chunk)
-        errors = self.missing(rows, {pk for pk, *_ in plan})
+        errors = self.unplanned(rows, {pk for pk, *_ in plan}, chunk)
         before = {pk: values for pk, _key, values, _after, same, _now in plan if same}
         self.skipped = self.skip_entries([p for p in plan if not p[4]], records)
         if not before:
@@ -251,6 +251,18 @@ class UndoOperation(UpdateOperation):
             self.log.record_after(self.queryset(pks))
             self.log.drop([entry["pk"] for entry in errs])
         return done, errors + errs
+
+    def unplanned(self, rows, planned: set[Any], chunk: QuerySet) -> list[ErrorEntry]:
+        """Errors for the chunk's records the undone job's log has no row for: gone, or
+        (the record is there) its log row is (the undone job's log was deleted)."""
+        errors = self.missing(rows, planned)
+        if errors:
+            here = {str(pk) for pk in chunk.values_list("pk", flat=True)}
+            for entry in errors:
+                if entry["pk"] in here:
+                    entry["message"] = ("Not restored: the change log of the undone job no "
+                                        "longer holds this record (was that job deleted?).")
+        return errors
 
     def value(self, attname: str, raw: Any) -> Any:
         field: Any = self.model._meta.get_field(attname)

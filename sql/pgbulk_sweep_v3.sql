@@ -10,9 +10,10 @@
 -- a runner of the earlier attempt can commit nothing more (fencing). A chunked
 -- job stopped by a worker shutdown (its runner set shutdown_attempt to its
 -- attempt) is resumed without counting towards max_resumes: a deploy is not a
--- lost worker. only_job limits it to one job (the progress probe sweeps a job
--- whose worker it found lost). Returns what it did as jsonb; {"skipped": true}
--- when another sweep holds the lock.
+-- lost worker. A job past job_retention is kept while an undo of it is queued or
+-- running (the undo reads its change log). only_job limits it to one job (the
+-- progress probe sweeps a job whose worker it found lost). Returns what it did as
+-- jsonb; {"skipped": true} when another sweep holds the lock.
 CREATE OR REPLACE FUNCTION pgbulk_sweep_v3(
     conflict_ttl interval DEFAULT interval '3600 seconds',
     progress_ttl interval DEFAULT interval '7200 seconds',
@@ -215,11 +216,14 @@ BEGIN
         WHERE j.id IS NULL OR j.status IN ('succeeded', 'failed', 'cancelled') LIMIT batch
     );
 
-    -- 6. History past job_retention (with its per-record errors).
+    -- 6. History past job_retention (with its per-record errors and, by trigger, its
+    --    change log), but not a job a queued or running undo still reads.
     SELECT coalesce(array_agg(id), '{}') INTO expired_jobs FROM (
-        SELECT id FROM pgbulk_job
-        WHERE status IN ('succeeded', 'failed', 'cancelled')
-          AND finished_at < now() - job_retention
+        SELECT j.id FROM pgbulk_job j
+        WHERE j.status IN ('succeeded', 'failed', 'cancelled')
+          AND j.finished_at < now() - job_retention
+          AND NOT EXISTS (SELECT 1 FROM pgbulk_job u WHERE u.undo_of_id = j.id
+                          AND u.status IN ('queued', 'running'))
         LIMIT batch
     ) expired;
     DELETE FROM pgbulk_job_error WHERE job_id = ANY(expired_jobs);

@@ -307,6 +307,42 @@ def test_the_sweep_deletes_logs_past_their_retention_and_undo_says_so(settings):
         pgbulk.undo(old)
 
 
+def test_the_sweep_keeps_a_job_past_retention_while_its_undo_is_queued_or_running(settings):
+    """Before: its retention step deleted the job, and with it (by trigger) the change log
+    the undo was reading: the undo failed its records as 'The record no longer exists.'
+    (review). The log's own purge already waited for the undo."""
+    ids = make_books(3)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"title": "Old"}, run="sync")
+    settings.PGBULK = {**settings.PGBULK, "ASYNC_ENABLED": True, "QUEUE": "held"}
+    undo = pgbulk.undo(job, run="async")  # queued: no worker on this queue
+    Job.objects.filter(pk=job.pk).update(
+        finished_at=timezone.now() - datetime.timedelta(days=40))
+    assert sweep()["deleted_jobs"] == 0
+    assert Job.objects.filter(pk=job.pk).exists() and len(logged(job)) == 3
+    undo.cancel()
+    assert sweep()["deleted_jobs"] == 1 and not Change.objects.filter(job_id=job.pk).exists()
+
+
+def test_an_undo_whose_log_rows_vanished_says_so_for_records_that_exist(settings):
+    """A record the undo found no log row for was reported 'The record no longer exists.'
+    though it did; now the undo names the log as what is gone."""
+    ids = make_books(3)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"title": "Old"}, run="sync",
+                             atomic=False)
+    settings.PGBULK = {**settings.PGBULK, "ASYNC_ENABLED": True, "QUEUE": "held"}
+    undo = pgbulk.undo(job, run="async")
+    Change.objects.filter(job_id=job.pk, object_pk=str(ids[0])).delete()
+    Book.objects.filter(pk=ids[1]).delete()
+    from pgbulk import execute
+    execute.run(undo.id)
+    undo.refresh_from_db()
+    reasons = dict(JobError.objects.filter(job=undo).values_list("object_pk", "message"))
+    assert reasons[str(ids[0])].startswith("Not restored: the change log of the undone job "
+                                           "no longer holds this record"), reasons
+    assert reasons[str(ids[1])] == "The record no longer exists."
+    assert (undo.status, undo.done) == ("failed", 1)
+
+
 def test_the_sql_sweep_deletes_an_undone_job_its_undo_link_and_its_log():
     # Before: the foreign key of undo_of refused the SQL sweep's delete (every run).
     ids = make_books(2)

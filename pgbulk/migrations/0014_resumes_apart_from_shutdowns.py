@@ -5,8 +5,9 @@ from pgbulk.migration_ops import RestoreSQLFileOnReverse, RunSQLFile
 
 class Migration(migrations.Migration):
     """The sweep counts resumes after lost workers (``resumes``) apart from run tokens,
-    and does not count a job stopped by a worker shutdown (``shutdown_attempt``): v3.
-    The v2 and v1 sweep functions keep their names and delegate to v3."""
+    and does not count a job stopped by a worker shutdown (``shutdown_attempt``); it
+    keeps a job past retention while an undo of it runs: v3. The v2 and v1 sweep
+    functions keep their names and delegate to v3."""
 
     dependencies = [("pgbulk", "0013_change_log_exact_numbers")]
 
@@ -20,5 +21,5 @@ class Migration(migrations.Migration):
             field=models.IntegerField(blank=True, null=True),
         ),
         RestoreSQLFileOnReverse("pgbulk_sweep_v2.sql", checksum="d5ca8fb3b49cbb0b"),
-        RunSQLFile("pgbulk_sweep_v3.sql", checksum="b253410d34dc9ac5"),
+        RunSQLFile("pgbulk_sweep_v3.sql", checksum="4c77909956f26ae2"),
     ]
