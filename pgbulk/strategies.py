@@ -150,6 +150,26 @@ class UpdateOperation(Operation):
         self.loading = job.params.get("loading") or {}
         spec = job.params.get("change_log")
         self.log = ChangeLog(job.id, self.model, spec, using) if spec else None
+        if self.m2m:
+            self.lock_kwargs = {}  # FOR UPDATE: see lock_links()
+
+    @property
+    def links_changed(self) -> list[str]:
+        """The many-to-many fields this operation changes."""
+        return list(self.m2m)
+
+    def lock_links(self, pks: list[Any]) -> None:
+        """Keep other transactions off the many-to-many links of the records ``pks`` (rows
+        locked FOR UPDATE already) until this chunk commits: their links are locked (no
+        unlinking), and a new link's foreign key check (KEY SHARE on the record) waits for
+        the records' FOR UPDATE. Else a link another transaction added or removed while
+        the chunk ran was logged (and undone) as this job's change."""
+        for name in self.links_changed:
+            field = model_field(self.model, name)
+            through = field.remote_field.through
+            source = through._meta.get_field(field.m2m_field_name()).attname
+            links = through._base_manager.using(self.using).filter(**{f"{source}__in": pks})
+            list(links.order_by("pk").select_for_update().values_list("pk"))
 
     @property
     def chunk_size(self) -> int:
@@ -172,6 +192,7 @@ class UpdateOperation(Operation):
         if self.strategy == "queryset":
             return self.apply_set_based(rows, chunk, per_record)
         records = list(self.locked_with_related(chunk))
+        self.lock_links([r.pk for r in records])
         errors = self.missing(rows, {r.pk for r in records})
         if self.log:
             self.log.record_before(chunk)
@@ -223,6 +244,7 @@ class UpdateOperation(Operation):
                 if self.m2m or not self.simple or (self.log and not one_table):
                     locked = chunk.select_for_update(**self.lock_kwargs).order_by("pk")
                     pks = list(locked.values_list("pk", flat=True))
+                    self.lock_links(pks)
                     self.logged(pks, lambda: self.set_based(self.queryset(pks), pks))
                     changed = len(pks)
                 elif self.log:
@@ -246,6 +268,7 @@ class UpdateOperation(Operation):
         a lock it cannot get fails that record only), so that what is logged before the
         change is what it changes."""
         list(self.queryset([record.pk]).select_for_update(**self.lock_kwargs).values_list("pk"))
+        self.lock_links([record.pk])
         self.logged([record.pk], lambda: self.set_based(self.queryset([record.pk]),
                                                         [record.pk]))
 

@@ -224,15 +224,22 @@ class UndoOperation(UpdateOperation):
         self.update_fields = names + [f.name for f in self.auto_now if f.name not in names]
         self.unchanged = [f.name for f in concrete if f.name not in names]
         self.skipped: list[ErrorEntry] = []
+        self.lock_kwargs = {} if self.m2m_names else {"no_key": True}  # see lock_links()
+
+    @property
+    def links_changed(self) -> list[str]:
+        return self.m2m_names
 
     def apply(self, rows, *, per_record):
         self.check_constraints_at_once()
         chunk = self.chunk_queryset(rows)
         if self.strategy == "queryset":
-            list(chunk.select_for_update(**self.lock_kwargs).order_by("pk").values_list("pk"))
+            locked = chunk.select_for_update(**self.lock_kwargs).order_by("pk")
+            self.lock_links(list(locked.values_list("pk", flat=True)))
             records: dict[Any, Model] = {}
         else:
             records = {r.pk: r for r in self.locked_with_related(chunk)}
+            self.lock_links(list(records))
         plan = self.reader.plan(self.undone, chunk)
         errors = self.unplanned(rows, {pk for pk, *_ in plan}, chunk)
         before = {pk: values for pk, _key, values, _after, same, _now in plan if same}

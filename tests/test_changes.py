@@ -24,7 +24,7 @@ from pgbulk.models import Change, Job, JobError, Reservation
 from pgbulk.sweep import sweep
 from testproject.library.models import Book, EBook, Genre, Label
 from tests import conftest
-from tests.factories import make_books, wait_for
+from tests.factories import chunk_env, make_books, wait_for
 from tests.test_fencing import spawn, sweep_until  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -290,6 +290,50 @@ def test_a_field_excluded_for_a_model_is_excluded_through_its_proxies_and_childr
             pgbulk.undo(job)
     history = admin_client.get(f"/admin/library/book/{ebook.pk}/history/").content.decode()
     assert "555.55" not in history
+
+
+@pytest.mark.worker
+def test_links_another_transaction_changes_wait_for_the_chunk_that_changes_links(
+        spawn, settings):  # noqa: F811
+    """Review (High): while a job changing genres worked on a chunk, another transaction
+    could link and unlink the chunk's books (the rows' FOR NO KEY UPDATE does not stop
+    the link table's foreign key check, nor deletes of links): the log took those
+    changes for the job's, and its undo reverted them. Now they wait for the chunk."""
+    from psycopg.errors import LockNotAvailable
+
+    settings.PGBULK = {**settings.PGBULK, **{k[7:]: int(v) for k, v in chunk_env(100).items()}}
+    spawn({"LIBRARY_SAVE_DELAY": "0.02", **chunk_env(100)})
+    ids = make_books(200)  # each linked to Crime
+    crime, poetry = Genre.objects.get(name="Crime"), Genre.objects.get(name="Poetry")
+    extra = Genre.objects.create(name="Extra")
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids),
+                             {"price": 7, "genres": {"add": [extra.pk]}}, atomic=False)
+    wait_for(lambda: lock_held_on(ids[99]))  # the first chunk's rows are locked
+    with psycopg.connect(conftest.test_database_url(), autocommit=True) as other:
+        other.execute("SET lock_timeout = '300ms'")
+        with pytest.raises(LockNotAvailable):
+            other.execute("INSERT INTO library_book_genres (book_id, genre_id) VALUES (%s, %s)",
+                          [ids[99], poetry.pk])
+        with pytest.raises(LockNotAvailable):
+            other.execute("DELETE FROM library_book_genres WHERE book_id = %s AND genre_id = %s",
+                          [ids[99], crime.pk])
+    job.wait(60)
+    assert job.status == "succeeded", job.message
+    before, after = logged(job)[str(ids[99])]
+    assert (before["genres"], after["genres"]) == ([crime.pk], [crime.pk, extra.pk])
+
+
+def lock_held_on(book_id: int) -> bool:
+    """Does another transaction hold a row lock on the book (a NOWAIT share lock fails)?"""
+    from psycopg.errors import LockNotAvailable
+
+    with psycopg.connect(conftest.test_database_url(), autocommit=True) as probe:
+        try:
+            probe.execute("SELECT 1 FROM library_book WHERE id = %s FOR SHARE NOWAIT",
+                          [book_id])
+        except LockNotAvailable:
+            return True
+    return False
 
 
 def test_the_sweep_deletes_logs_past_their_retention_and_undo_says_so(settings):
