@@ -9,6 +9,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from pgbulk import execute, locks
 from pgbulk.changelog import log_spec
@@ -135,7 +136,10 @@ def launch(
             job.procrastinate_job_id = defer(task_name, job, using=using)
             for runner in range(1, runners):
                 defer(task_name, job, using=using, runner=runner)
-        job.save(update_fields=["total", "run_mode", "procrastinate_job_id"])
+        # Launched now (a long selection took a while): a synchronous job's start timeout
+        # counts from here, not from the beginning of the launch.
+        job.created_at = timezone.now()
+        job.save(update_fields=["total", "run_mode", "procrastinate_job_id", "created_at"])
         emit(job, "create", using=using)
     if job.run_mode == "sync":
         execute.run(job.id, using=using)

@@ -319,6 +319,32 @@ def test_a_sync_job_whose_process_died_before_claiming_it_is_failed():
     assert reservation_count() == 0
 
 
+def test_a_sync_job_whose_launch_took_long_is_not_failed_before_it_could_start():
+    """The start timeout ran from the job row's creation at the launch's beginning: a sweep
+    right after a launch that took longer than SYNC_START_TIMEOUT failed the job before
+    its process could claim it (review: 10 of 10 with a 1 s timeout and 1.5 s launches)."""
+    from django.db.models.expressions import RawSQL
+
+    from pgbulk import signals
+
+    ids = make_books(3)
+    slow = Book.objects.filter(pk__in=ids).filter(
+        pk__in=RawSQL("SELECT id FROM library_book WHERE pg_sleep(0.5) IS NOT NULL", []))
+    swept = []
+
+    def sweep_at_commit(sender, job, event, **kwargs):  # between the commit and the claim
+        if event == "create":
+            swept.append(sweep(sync_start_timeout=1))
+
+    signals.job_event.connect(sweep_at_commit)
+    try:
+        job = pgbulk.bulk_update(slow, {"price": 37}, run="sync")
+    finally:
+        signals.job_event.disconnect(sweep_at_commit)
+    assert swept and swept[0]["failed"] == [], swept
+    assert job.status == "succeeded", job.message
+
+
 # --- 8. A failed atomic job changed nothing, and says so -----------------------------------
 
 
