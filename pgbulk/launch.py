@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from pgbulk import execute, locks
 from pgbulk.changelog import log_spec
@@ -120,6 +121,8 @@ def launch(
     if runners > 1:  # every runner must cut the same chunks: fixed now
         params["chunk_size"] = chunk_size or pgbulk_settings.CHUNK_SIZE
     with transaction.atomic(using=using):
+        if undo_of is not None:
+            hold_log(undo_of, using)
         job = Job.objects.using(using).create(
             kind=kind, task_name=task_name, params=params, undo_of=undo_of,
             change_log="kept" if params.get("change_log") else "",
@@ -145,6 +148,18 @@ def launch(
         execute.run(job.id, using=using)
         job.refresh_from_db()
     return job
+
+
+def hold_log(undone: Job, using: str) -> None:
+    """In an undo's launch: lock the undone job's row until the undo is committed (the
+    sweep skips locked rows: it neither deletes the job nor purges its change log
+    meanwhile), and check that its log is still there."""
+    kept = Job.objects.using(using).select_for_update(no_key=True).filter(
+        pk=undone.pk, change_log="kept")
+    if not kept.exists():
+        raise BulkValidationError({"__all__": [_(
+            "Its change log was deleted (kept %(days)s days after a job ends).") % {
+            "days": f"{pgbulk_settings.CHANGE_RETENTION:g}"}]})
 
 
 def reserve(job: Job, queryset: QuerySet, using: str, exclusive: bool, chunk_size: int) -> int:

@@ -225,6 +225,7 @@ BEGIN
           AND NOT EXISTS (SELECT 1 FROM pgbulk_job u WHERE u.undo_of_id = j.id
                           AND u.status IN ('queued', 'running'))
         LIMIT batch
+        FOR UPDATE OF j SKIP LOCKED  -- an undo being launched holds the row
     ) expired;
     DELETE FROM pgbulk_job_error WHERE job_id = ANY(expired_jobs);
     DELETE FROM pgbulk_job WHERE id = ANY(expired_jobs);

@@ -422,7 +422,7 @@ CROSS JOIN LATERAL (
 -- name: change_log_purge
 -- Delete the change logs of (at most "batch") jobs finished more than "retention"
 -- seconds ago, marking those jobs' logs expired; a log a queued or running undo
--- still reads is kept until it ends.
+-- still reads is kept until it ends (one being launched holds the job's row).
 WITH expired AS (
     UPDATE pgbulk_job SET change_log = 'expired'
     WHERE id IN (
@@ -432,6 +432,7 @@ WITH expired AS (
           AND NOT EXISTS (SELECT 1 FROM pgbulk_job u WHERE u.undo_of_id = j.id
                           AND u.status IN ('queued', 'running'))
         LIMIT %(batch)s
+        FOR UPDATE OF j SKIP LOCKED
     )
     RETURNING id
 )

@@ -367,6 +367,38 @@ def test_the_sweep_keeps_a_job_past_retention_while_its_undo_is_queued_or_runnin
     assert sweep()["deleted_jobs"] == 1 and not Change.objects.filter(job_id=job.pk).exists()
 
 
+def test_an_undo_being_launched_holds_the_undone_job_against_the_sweep(settings, monkeypatch):
+    """An undo's launch transaction is not visible to the sweep's "undo queued or running"
+    checks until it commits: meanwhile the purge (or retention) could delete the log it
+    was about to read (review). The launch now holds the undone job's row, which the sweep
+    skips, and checks the log under that lock."""
+    ids = make_books(2)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"title": "Old"}, run="sync")
+    Job.objects.filter(pk=job.pk).update(
+        finished_at=timezone.now() - datetime.timedelta(days=40))
+    with psycopg.connect(conftest.test_database_url()) as launching:  # holds it as hold_log does
+        launching.execute("SELECT 1 FROM pgbulk_job WHERE id = %s FOR NO KEY UPDATE", [job.id])
+        with connection.cursor() as cursor:  # before, the sweep waited for it (forever here)
+            cursor.execute("SET lock_timeout = '3s'")
+            try:
+                report = sweep()
+            finally:
+                cursor.execute("RESET lock_timeout")
+        assert (report["purged_changes"], report["deleted_jobs"]) == (0, 0)
+    job.refresh_from_db()
+    assert job.change_log == "kept" and len(logged(job)) == 2
+    # The other order: the log went after the undo was checked, before its launch.
+    import types
+
+    monkeypatch.setattr(undoing, "why_not_undoable", lambda job: "")
+    monkeypatch.setattr(undoing, "forecast", lambda job, **kw: types.SimpleNamespace(put_back=2))
+    settings.PGBULK = {**settings.PGBULK, "JOB_RETENTION": 60}
+    assert sweep()["purged_changes"] == 2
+    with pytest.raises(pgbulk.BulkValidationError, match="change log was deleted"):
+        pgbulk.undo(job, run="sync")
+    assert not Job.objects.exclude(pk=job.pk).exists()
+
+
 def test_an_undo_whose_log_rows_vanished_says_so_for_records_that_exist(settings):
     """A record the undo found no log row for was reported 'The record no longer exists.'
     though it did; now the undo names the log as what is gone."""

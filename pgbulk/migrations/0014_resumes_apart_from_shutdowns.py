@@ -21,5 +21,5 @@ class Migration(migrations.Migration):
             field=models.IntegerField(blank=True, null=True),
         ),
         RestoreSQLFileOnReverse("pgbulk_sweep_v2.sql", checksum="d5ca8fb3b49cbb0b"),
-        RunSQLFile("pgbulk_sweep_v3.sql", checksum="4c77909956f26ae2"),
+        RunSQLFile("pgbulk_sweep_v3.sql", checksum="296052a5f92969fa"),
     ]
