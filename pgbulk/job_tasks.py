@@ -223,8 +223,10 @@ class JobHandle:
         self.publish(force=bool(message) or self.job.done >= self.job.total)
 
     def tick(self, in_flight: int) -> None:
-        """Show ``in_flight`` more records processed in the open chunk (at most every TICK)."""
+        """Show ``in_flight`` more records processed in the open chunk (at most every TICK),
+        and stop at this record if asked to (the open chunk rolls back)."""
         self.publish(in_flight)
+        self.check_stop(now=False)
 
     def publish(self, in_flight: int = 0, *, force: bool = False) -> None:
         """Write what this runner has in flight beside its data transaction, and the

@@ -440,6 +440,21 @@ def test_a_chunk_another_runner_commits_before_the_end_is_counted_in_the_message
     assert "220 of 500 records" in job.message, job.message
 
 
+@pytest.mark.parametrize("atomic", [True, False], ids=["atomic", "chunked"])
+def test_a_cancel_stops_a_running_job_at_its_next_record(spawn, writes, settings, atomic):
+    """Before: a cancel was seen at the next chunk boundary only, so a chunk of 1,000
+    slow saves ran to its end (and committed) first; the docs promised about 0.2 s."""
+    settings.PGBULK = {**settings.PGBULK, "CHUNK_SIZE": 1000}
+    spawn({"LIBRARY_SAVE_DELAY": "0.02", "PGBULK_CHUNK_SIZE": "1000"})
+    ids = make_books(1000, genre=False)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 38}, atomic=atomic)
+    wait_for(lambda: job.progress()["done"] >= 10)
+    assert job.cancel() is True
+    job.wait(60)
+    assert (job.status, job.done) == ("cancelled", 0), job.message
+    assert sum(writes(ids).values()) == 0  # the open (only) chunk rolled back
+
+
 def test_a_cancel_raised_inside_save_cancels_instead_of_failing_the_record():
     from django.db.models.signals import pre_save
 
