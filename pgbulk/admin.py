@@ -115,7 +115,8 @@ class JobAdmin(admin.ModelAdmin):
         """The status, and for a running job nobody runs any more, that its worker was
         lost (as the job pages say; the sweep resumes or ends it)."""
         if job.status == "running" and progress.probe(job, progress.primary(job))[0]:
-            return _("Running: worker lost")
+            return (_("Running: process lost") if job.run_mode == "sync"
+                    else _("Running: worker lost"))
         return job.get_status_display()
 
     def get_queryset(self, request: HttpRequest):

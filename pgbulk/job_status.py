@@ -121,12 +121,15 @@ def queued_text(position: int | None, *, again: bool = False) -> str:
 def running_text(job: Job, progress: dict[str, Any], parts: list[str]) -> tuple[str, str]:
     done, total = progress["done"], progress["total"]
     if progress.get("worker_lost"):
-        after = _("Worker lost after %(done)s of %(total)s") % {
-            "done": number(done), "total": number(total)}
+        lost = (_("The process running it was lost after %(done)s of %(total)s")
+                if job.run_mode == "sync" else _("Worker lost after %(done)s of %(total)s"))
+        after = lost % {"done": number(done), "total": number(total)}
         if job.cancel_requested:
             return after + "; " + _("the job will end cancelled"), "lost"
         if job.params.get("atomic", True):
             return after + "; " + _("the job will fail, nothing was changed"), "lost"
+        if job.run_mode == "sync":  # nobody can resume it: its own process ran it
+            return after + "; " + _("the job will fail, the rest will not be changed"), "lost"
         return after + "; " + _("the job will resume"), "lost"
     if job.cancel_requested:
         who = job.cancelled_by.get_username() if job.cancelled_by else ""

@@ -234,12 +234,18 @@ def test_bar_shows_changed_failed_and_remaining_apart(client, editor):
     assert bar_widths(html) == ("0.0", "0.0") and "Updated 0 of 40" in html
 
 
-@pytest.mark.parametrize(("atomic", "says"), [
-    (False, "Worker lost after 2,000 of 19,945; the job will resume"),
-    (True, "Worker lost after 2,000 of 19,945; the job will fail, nothing was changed")])
-def test_a_job_whose_worker_died_says_so(atomic, says):
+@pytest.mark.parametrize(("atomic", "run_mode", "says"), [
+    (False, "async", "Worker lost after 2,000 of 19,945; the job will resume"),
+    (True, "async", "Worker lost after 2,000 of 19,945; the job will fail, nothing was changed"),
+    # a job run by the process that launched it: no worker, and nobody resumes it (it
+    # said "Worker lost ...; the job will resume", and the sweep failed it)
+    (False, "sync", "The process running it was lost after 2,000 of 19,945; the job will "
+                    "fail, the rest will not be changed"),
+    (True, "sync", "The process running it was lost after 2,000 of 19,945; the job will "
+                   "fail, nothing was changed")])
+def test_a_job_whose_worker_died_says_so(atomic, run_mode, says):
     job = Job(kind="update", model="library.Book", status="running", total=19_945,
-              params={"atomic": atomic})
+              params={"atomic": atomic}, run_mode=run_mode)
     snapshot = {"status": "running", "done": 2_000, "failed_count": 0, "total": 19_945,
                 "rate": 4.6, "eta_seconds": 436.0, "message": "2000 of 19945",
                 "progress_known": True, "worker_lost": True, "queue_position": None}

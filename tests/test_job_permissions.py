@@ -263,3 +263,5 @@ def test_the_job_admin_list_says_when_a_running_job_lost_its_worker(client, peop
     Job.objects.filter(pk=job.pk).update(status="running", attempt=1)  # no runner holds it
     changelist = client.get("/admin/pgbulk/job/").content.decode()
     assert "Running: worker lost" in changelist
+    Job.objects.filter(pk=job.pk).update(run_mode="sync")  # run by the web process
+    assert "Running: process lost" in client.get("/admin/pgbulk/job/").content.decode()
