@@ -27,6 +27,7 @@ from pgbulk.job_tasks import REGISTRY, JobHandle
 from pgbulk.models import Change, Job, Status
 from pgbulk.runtime import JobRuntime, activate
 from pgbulk.signals import emit
+from pgbulk.strategies import LOCK_ATTEMPTS, deadlock
 
 logger = logging.getLogger("pgbulk")
 
@@ -326,4 +327,7 @@ def failure_message(handle: JobHandle, error: BaseException) -> str:
     suffix = " Nothing was changed." if handle.atomic else (
         f" {job.done:,} of {job.total:,} records were {verb} before it stopped.")
     text = str(error).strip()
+    if deadlock(error):  # PostgreSQL's text names its processes, no record
+        text = (f"deadlock detected: another transaction kept locking the same records in "
+                f"the other order ({LOCK_ATTEMPTS} tries)")
     return f"{type(error).__name__}{': ' + sentence(text) if text else '.'}{suffix}"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.apps import apps
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, OperationalError, connections, transaction
 from django.db.models import Model, ProtectedError, QuerySet, RestrictedError
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now
@@ -27,6 +28,14 @@ if TYPE_CHECKING:
 # What a record's failure is caught as. Control flow (JobInterrupted: cancel,
 # fencing, shutdown) is not among them and always stops the job.
 RECORD_ERRORS = (ValidationError, DatabaseError, ProtectedError, RestrictedError, PgbulkError)
+#: Times a chunk's row locks are taken before a deadlock fails it (see Operation.locked).
+LOCK_ATTEMPTS = 5
+T = TypeVar("T")
+
+
+def deadlock(error: BaseException) -> bool:
+    """Did PostgreSQL break a deadlock by failing this statement (SQLSTATE 40P01)?"""
+    return getattr(error.__cause__, "sqlstate", None) == "40P01"
 
 
 def name_of(record: Any) -> str:
@@ -85,6 +94,21 @@ class Operation:
 
     def keys_of(self, rows: list[Row]) -> list[Any]:
         return locks.keys_of(rows, self.model._meta.pk.to_python)
+
+    def locked(self, take: Callable[[], T]) -> T:
+        """``take()`` a chunk's locks in a savepoint, again if PostgreSQL broke a deadlock
+        by failing it (another transaction locking the same rows in the other order, such
+        as Django's ``set()`` of a many-to-many field: links, then the record): the
+        savepoint's rollback released this chunk's locks, so the other one could finish."""
+        for attempt in range(1, LOCK_ATTEMPTS + 1):
+            try:
+                with transaction.atomic(using=self.using):
+                    return take()
+            except OperationalError as error:
+                if attempt == LOCK_ATTEMPTS or not deadlock(error):
+                    raise
+                time.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
 
     def apply(self, rows: list[Row], *, per_record: bool) -> tuple[int, list[ErrorEntry]]:
         """Change the records of a chunk; return (how many changed, error entries).
@@ -162,10 +186,15 @@ class UpdateOperation(Operation):
         """Keep other transactions off the many-to-many links of the records ``pks`` (rows
         locked FOR UPDATE already) until this chunk commits: their links are locked (no
         unlinking), and a new link's foreign key check (KEY SHARE on the record) waits for
-        the records' FOR UPDATE. Else a link another transaction added or removed while
-        the chunk ran was logged (and undone) as this job's change."""
+        the records' FOR UPDATE (of the parent's rows too, for a parent's field). Else a
+        link another transaction added or removed while the chunk ran was logged (and
+        undone) as this job's change. Call it inside locked()."""
         for name in self.links_changed:
             field = model_field(self.model, name)
+            owner = field.model._meta.concrete_model
+            if owner is not self.model._meta.concrete_model:
+                rows = owner._base_manager.using(self.using).filter(pk__in=pks)
+                list(rows.order_by("pk").select_for_update().values_list("pk"))
             through = field.remote_field.through
             source = through._meta.get_field(field.m2m_field_name()).attname
             links = through._base_manager.using(self.using).filter(**{f"{source}__in": pks})
@@ -191,8 +220,7 @@ class UpdateOperation(Operation):
         chunk = self.chunk_queryset(rows)
         if self.strategy == "queryset":
             return self.apply_set_based(rows, chunk, per_record)
-        records = list(self.locked_with_related(chunk))
-        self.lock_links([r.pk for r in records])
+        records = self.locked(lambda: self.lock_with_links(chunk))
         errors = self.missing(rows, {r.pk for r in records})
         if self.log:
             self.log.record_before(chunk)
@@ -221,6 +249,19 @@ class UpdateOperation(Operation):
         if self.log:
             self.log.record_after(self.queryset(pks))
 
+    def lock_with_links(self, chunk: QuerySet) -> list[Model]:
+        """The chunk's records, loaded and locked, their links locked too."""
+        records = list(self.locked_with_related(chunk))
+        self.lock_links([r.pk for r in records])
+        return records
+
+    def lock_keys(self, records: QuerySet) -> list[Any]:
+        """The keys of ``records``, locked with their links."""
+        pks = list(records.select_for_update(**self.lock_kwargs).order_by("pk")
+                   .values_list("pk", flat=True))
+        self.lock_links(pks)
+        return pks
+
     def locked_with_related(self, chunk: QuerySet) -> QuerySet:
         """The chunk's records row-locked, loaded with the selection's related lookups.
 
@@ -242,9 +283,7 @@ class UpdateOperation(Operation):
                 concrete: Any = self.model._meta.concrete_model
                 one_table = not concrete._meta.parents
                 if self.m2m or not self.simple or (self.log and not one_table):
-                    locked = chunk.select_for_update(**self.lock_kwargs).order_by("pk")
-                    pks = list(locked.values_list("pk", flat=True))
-                    self.lock_links(pks)
+                    pks = self.locked(lambda: self.lock_keys(chunk))
                     self.logged(pks, lambda: self.set_based(self.queryset(pks), pks))
                     changed = len(pks)
                 elif self.log:
@@ -267,8 +306,7 @@ class UpdateOperation(Operation):
         """One record the set-based way, its row locked first (in the record's own step:
         a lock it cannot get fails that record only), so that what is logged before the
         change is what it changes."""
-        list(self.queryset([record.pk]).select_for_update(**self.lock_kwargs).values_list("pk"))
-        self.lock_links([record.pk])
+        self.locked(lambda: self.lock_keys(self.queryset([record.pk])))
         self.logged([record.pk], lambda: self.set_based(self.queryset([record.pk]),
                                                         [record.pk]))
 

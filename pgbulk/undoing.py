@@ -234,12 +234,10 @@ class UndoOperation(UpdateOperation):
         self.check_constraints_at_once()
         chunk = self.chunk_queryset(rows)
         if self.strategy == "queryset":
-            locked = chunk.select_for_update(**self.lock_kwargs).order_by("pk")
-            self.lock_links(list(locked.values_list("pk", flat=True)))
+            self.locked(lambda: self.lock_keys(chunk))
             records: dict[Any, Model] = {}
         else:
-            records = {r.pk: r for r in self.locked_with_related(chunk)}
-            self.lock_links(list(records))
+            records = {r.pk: r for r in self.locked(lambda: self.lock_with_links(chunk))}
         plan = self.reader.plan(self.undone, chunk)
         errors = self.unplanned(rows, {pk for pk, *_ in plan}, chunk)
         before = {pk: values for pk, _key, values, _after, same, _now in plan if same}

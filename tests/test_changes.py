@@ -24,7 +24,7 @@ from pgbulk.models import Change, Job, JobError, Reservation
 from pgbulk.sweep import sweep
 from testproject.library.models import Book, EBook, Genre, Label
 from tests import conftest
-from tests.factories import chunk_env, make_books, wait_for
+from tests.factories import make_books, wait_for
 from tests.test_fencing import spawn, sweep_until  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -292,48 +292,80 @@ def test_a_field_excluded_for_a_model_is_excluded_through_its_proxies_and_childr
     assert "555.55" not in history
 
 
+def waiting_on(relation: str) -> bool:
+    """Is some session waiting for a lock while running a statement on ``relation``?"""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                       "AND query LIKE %s", [f"%{relation}%"])
+        return cursor.fetchone()[0] > 0
+
+
 @pytest.mark.worker
+@pytest.mark.parametrize(("model", "strategy"), [("Book", "save"), ("EBook", "queryset")])
 def test_links_another_transaction_changes_wait_for_the_chunk_that_changes_links(
-        spawn, settings):  # noqa: F811
+        spawn, model, strategy):  # noqa: F811
     """Review (High): while a job changing genres worked on a chunk, another transaction
     could link and unlink the chunk's books (the rows' FOR NO KEY UPDATE does not stop
     the link table's foreign key check, nor deletes of links): the log took those
-    changes for the job's, and its undo reverted them. Now they wait for the chunk."""
+    changes for the job's, and its undo reverted them. Now they wait for the chunk, also
+    for a multi-table child whose many-to-many field is its parent's (the link points at
+    the parent's row). The job is held after it took its locks: the log is locked."""
     from psycopg.errors import LockNotAvailable
 
-    settings.PGBULK = {**settings.PGBULK, **{k[7:]: int(v) for k, v in chunk_env(100).items()}}
-    spawn({"LIBRARY_SAVE_DELAY": "0.02", **chunk_env(100)})
-    ids = make_books(200)  # each linked to Crime
-    crime, poetry = Genre.objects.get(name="Crime"), Genre.objects.get(name="Poetry")
+    spawn()
+    crime, poetry = (Genre.objects.get_or_create(name=n)[0] for n in ("Crime", "Poetry"))
     extra = Genre.objects.create(name="Extra")
-    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids),
-                             {"price": 7, "genres": {"add": [extra.pk]}}, atomic=False)
-    wait_for(lambda: lock_held_on(ids[99]))  # the first chunk's rows are locked
-    with psycopg.connect(conftest.test_database_url(), autocommit=True) as other:
-        other.execute("SET lock_timeout = '300ms'")
-        with pytest.raises(LockNotAvailable):
-            other.execute("INSERT INTO library_book_genres (book_id, genre_id) VALUES (%s, %s)",
-                          [ids[99], poetry.pk])
-        with pytest.raises(LockNotAvailable):
-            other.execute("DELETE FROM library_book_genres WHERE book_id = %s AND genre_id = %s",
-                          [ids[99], crime.pk])
+    if model == "Book":
+        ids = make_books(3)  # each linked to Crime
+    else:
+        ids = [EBook.objects.create(title=f"E{i}", isbn=f"EL-{i}", author_id=make_author(),
+                                    price=3).pk for i in range(3)]
+        for pk in ids:
+            Book.genres.through.objects.create(book_id=pk, genre_id=crime.pk)
+    queryset = (Book if model == "Book" else EBook).objects.filter(pk__in=ids)
+    with psycopg.connect(conftest.test_database_url()) as log_holder:
+        log_holder.execute("LOCK TABLE pgbulk_change IN SHARE MODE")
+        job = pgbulk.bulk_update(queryset, {"genres": {"add": [extra.pk]}}, atomic=False,
+                                 strategy=strategy, run="async")
+        wait_for(lambda: waiting_on("pgbulk_change"))  # locks taken, writing the log
+        with psycopg.connect(conftest.test_database_url(), autocommit=True) as other:
+            other.execute("SET lock_timeout = '300ms'")
+            with pytest.raises(LockNotAvailable):
+                other.execute("INSERT INTO library_book_genres (book_id, genre_id) "
+                              "VALUES (%s, %s)", [ids[0], poetry.pk])
+            with pytest.raises(LockNotAvailable):
+                other.execute("DELETE FROM library_book_genres WHERE book_id = %s "
+                              "AND genre_id = %s", [ids[0], crime.pk])
     job.wait(60)
     assert job.status == "succeeded", job.message
-    before, after = logged(job)[str(ids[99])]
+    before, after = logged(job)[str(ids[0])]
     assert (before["genres"], after["genres"]) == ([crime.pk], [crime.pk, extra.pk])
 
 
-def lock_held_on(book_id: int) -> bool:
-    """Does another transaction hold a row lock on the book (a NOWAIT share lock fails)?"""
-    from psycopg.errors import LockNotAvailable
-
-    with psycopg.connect(conftest.test_database_url(), autocommit=True) as probe:
-        try:
-            probe.execute("SELECT 1 FROM library_book WHERE id = %s FOR SHARE NOWAIT",
-                          [book_id])
-        except LockNotAvailable:
-            return True
-    return False
+@pytest.mark.worker
+def test_a_chunk_that_deadlocks_with_a_link_change_takes_its_locks_again(spawn):  # noqa: F811
+    """Review (High): Django's set() unlinks, then links (its foreign key check waits for
+    the job's FOR UPDATE on the record) while the job waits for the unlinked row: a
+    deadlock, and PostgreSQL failed the job's statement: the job failed with PostgreSQL's
+    text. Now the chunk gives its locks up and takes them again once the other is done."""
+    spawn()
+    ids = make_books(3)
+    crime, poetry = (Genre.objects.get(name=n) for n in ("Crime", "Poetry"))
+    extra = Genre.objects.create(name="Extra")
+    with psycopg.connect(conftest.test_database_url()) as other:
+        other.execute("SET deadlock_timeout = '20s'")  # the job's check comes first: its victim
+        other.execute("DELETE FROM library_book_genres WHERE book_id = %s AND genre_id = %s",
+                      [ids[0], crime.pk])
+        job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids),
+                                 {"genres": {"add": [extra.pk]}}, atomic=False, run="async")
+        wait_for(lambda: waiting_on("library_book_genres"))  # the job waits for that link
+        other.execute("INSERT INTO library_book_genres (book_id, genre_id) VALUES (%s, %s)",
+                      [ids[0], poetry.pk])  # waits for the job's record lock: a cycle
+        other.commit()
+    job.wait(60)
+    assert job.status == "succeeded", job.message
+    before, after = logged(job)[str(ids[0])]
+    assert (before["genres"], after["genres"]) == ([poetry.pk], [poetry.pk, extra.pk])
 
 
 def test_the_sweep_deletes_logs_past_their_retention_and_undo_says_so(settings):
