@@ -10,11 +10,12 @@ sweep took the job from rolls back and records nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, connections, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.text import capfirst
@@ -91,8 +92,7 @@ def run_to_outcome(handle: JobHandle) -> Outcome:
         if not handle.atomic:
             logger.warning("pgbulk: job %s stopped by a worker shutdown; the sweep will "
                            "resume it", job.id)
-            # So that the sweep does not count this stop as a lost worker.
-            handle.runtime.fenced(handle.runtime.side).update(shutdown_attempt=F("attempt"))
+            mark_shutdown(handle)
             raise  # its task is not a success: run_in_worker says so
         logger.warning("pgbulk: job %s stopped by a worker shutdown", job.id)
         return Status.FAILED, ("Stopped by a worker shutdown before it finished; its "
@@ -117,6 +117,17 @@ def run_to_outcome(handle: JobHandle) -> Outcome:
     except Exception as error:
         logger.exception("pgbulk: job %s failed", job.id)
         return Status.FAILED, lambda error=error: failure_message(handle, error)
+
+
+def mark_shutdown(handle: JobHandle) -> None:
+    """Tell the sweep this attempt was stopped by a worker shutdown, not lost, if it made
+    progress: a resume then does not count towards MAX_RESUMES. One that made none (a
+    chunk longer than the shutdown's grace period) counts, or it would resume forever.
+    Best effort: nothing may hide the shutdown itself."""
+    if handle.job.done <= handle.done_before:
+        return
+    with contextlib.suppress(DatabaseError):
+        handle.runtime.fenced(handle.runtime.side).update(shutdown_attempt=F("attempt"))
 
 
 def cancelled_message(job: Job) -> str:

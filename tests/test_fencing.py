@@ -35,7 +35,7 @@ from pgbulk.sweep import sweep
 from testproject.library.models import Book, DraftBook, EBook, Member
 from testproject.library.tasks import counted_steps, failing_task, launch_nested, stop_inside_chunk
 from tests import conftest
-from tests.factories import make_books, reservation_count, wait_for
+from tests.factories import chunk_env, make_books, reservation_count, wait_for
 from tests.test_sweep import FAULT_ENV
 
 HOUR = datetime.timedelta(hours=1)
@@ -139,6 +139,23 @@ def test_a_shutdown_that_cuts_a_job_short_is_never_a_success(spawn, writes, atom
     job.wait(60)
     assert (job.status, job.done) == ("succeeded", 1200), job.message
     assert writes(ids) == dict.fromkeys(ids, 1)
+
+
+def test_a_shutdown_of_an_attempt_that_made_no_progress_counts_as_a_resume(spawn, settings):
+    """A chunk longer than the shutdown's grace period never commits: forgiving every
+    such shutdown would resume the job forever (review). Only an attempt that committed
+    something is forgiven."""
+    settings.PGBULK = {**settings.PGBULK, "CHUNK_SIZE": 2000}
+    cut = spawn(chunk_env(2000), args=("--shutdown-graceful-timeout", "1"))
+    ids = make_books(1200, genre=False)
+    job = pgbulk.bulk_update(Book.objects.filter(pk__in=ids), {"price": 39}, atomic=False)
+    wait_for(lambda: job.progress()["done"] >= 100)  # in flight, in its only chunk
+    cut.process.send_signal(signal.SIGTERM)
+    cut.process.wait(30)
+    job.refresh_from_db()
+    assert (job.status, job.done, job.shutdown_attempt) == ("running", 0, None)
+    ended = sweep_until(job, "queued", "failed", heartbeat_timeout=1, max_resumes=0)
+    assert ended.status == "failed" and "was lost 1 times" in ended.message, ended.message
 
 
 def test_a_runner_whose_attempt_is_over_commits_nothing_more(spawn, writes):
