@@ -84,5 +84,15 @@ def public_message(job: Job, message: str, readable: bool) -> str:
         return _("Records failed; you may not see them.")
     if not job.done:
         return _("The job failed; you may not see why. Nothing was changed.")
+    counts = {"done": f"{job.done:,}", "total": f"{job.total:,}"}
+    if not job.total:  # a task that counted what it did, with no records of its own
+        return _("The job failed; you may not see why. %(done)s records were processed."
+                 ) % counts
+    if job.kind == "delete":
+        return _("The job failed; you may not see why. %(done)s of %(total)s records were "
+                 "deleted.") % counts
+    if job.kind == "update":
+        return _("The job failed; you may not see why. %(done)s of %(total)s records were "
+                 "changed.") % counts
     return _("The job failed; you may not see why. %(done)s of %(total)s records were "
-             "changed.") % {"done": f"{job.done:,}", "total": f"{job.total:,}"}
+             "processed.") % counts

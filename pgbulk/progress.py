@@ -10,8 +10,6 @@ from django.utils import timezone
 from pgbulk.sqlfiles import query
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from pgbulk.models import Job
 
 
@@ -70,25 +68,24 @@ def snapshot(job: Job, *, repair: bool = True) -> dict[str, Any]:
         job.refresh_from_db(using=using)
         worker_lost, queue_position = probe(job, using) if not job.is_terminal else (False, None)
     live = Progress.objects.using(using).filter(job_id=job.id).first()
-    in_flight, active_at = (0, 0, 0), None
+    in_flight, idle = (0, 0, 0), None
     if job.status == "running" and not worker_lost:
         with connections[using].cursor() as cursor:
             cursor.execute(query("in_flight"), {"job_id": str(job.id)})
             row = cursor.fetchone()
         if row:
-            job.done, job.failed_count, in_flight, active_at = row[0], row[1], row[2:5], row[5]
+            job.done, job.failed_count, in_flight, idle = row[0], row[1], row[2:5], row[5]
     return figures(job, live=live, in_flight=in_flight, worker_lost=worker_lost,
-                   queue_position=queue_position, now=timezone.now(), active_at=active_at)
+                   queue_position=queue_position, now=timezone.now(), idle=idle)
 
 
 def figures(job: Job, *, live: Any, in_flight: tuple[int, int, int], worker_lost: bool,
-            queue_position: int | None, now: Any,
-            active_at: datetime | None = None) -> dict[str, Any]:
+            queue_position: int | None, now: Any, idle: float | None = None) -> dict[str, Any]:
     """The progress figures of a job from what was read: its row, its progress row
     (``live``: message; None after a crash), and ``in_flight`` = (done, failed, runners)
     of the live runners' open transactions, added to what the job row has committed;
-    ``active_at``: when a live runner last made progress (no time left is guessed once
-    that is STALLED_AFTER seconds ago: a paused worker, a lock wait, a silent task)."""
+    ``idle``: seconds since a live runner last made progress (no time left is guessed
+    once that is STALLED_AFTER or more: a paused worker, a lock wait, a silent task)."""
     running = job.status == "running" and not worker_lost
     total = job.total
     done, failed = job.done, job.failed_count
@@ -114,9 +111,8 @@ def figures(job: Job, *, live: Any, in_flight: tuple[int, int, int], worker_lost
         if not job.is_terminal and rate:
             eta = round((total - processed) / rate, 1)
     stalled = None
-    if running and active_at is not None:
-        idle = (now - active_at).total_seconds()
-        stalled, eta = (round(idle), None) if idle >= STALLED_AFTER else (None, eta)
+    if running and idle is not None and idle >= STALLED_AFTER:
+        stalled, eta = round(idle), None
     return {
         "id": str(job.id),
         "status": job.status,

@@ -226,11 +226,13 @@ SET done = EXCLUDED.done, failed_count = EXCLUDED.failed_count, updated_at = now
 -- name: in_flight
 -- A job's committed counts and the in-flight counts of its runners that are
 -- alive (a dead one's counted records rolled back with it), read together so a
--- chunk committing meanwhile is counted once; and when one of them last made
--- progress (its current attempt's start if none has yet).
+-- chunk committing meanwhile is counted once; and the seconds since one of them
+-- last made progress (since its current attempt started if none has yet), by the
+-- database's clock (the one that stamped it).
 SELECT j.done, j.failed_count, coalesce(sum(p.done), 0)::bigint,
        coalesce(sum(p.failed_count), 0)::bigint, count(p.runner),
-       greatest(max(p.updated_at), j.attempt_started_at, j.started_at)
+       extract(epoch FROM now() - greatest(max(p.updated_at), j.attempt_started_at,
+                                           j.started_at))::float
 FROM pgbulk_job j
 LEFT JOIN pgbulk_runner_progress p ON p.job_id = j.id
  AND pgbulk_runner_lock_key(p.job_id, p.runner) = ANY(pgbulk_held_lock_keys())

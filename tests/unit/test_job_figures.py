@@ -156,8 +156,7 @@ def test_a_running_job_without_progress_for_a_while_says_so_instead_of_a_time_le
 
     def snap(idle: float) -> dict:
         return progress.figures(running, live=live, in_flight=(0, 0, 1), worker_lost=False,
-                                queue_position=None, now=NOW,
-                                active_at=NOW - timedelta(seconds=idle))
+                                queue_position=None, now=NOW, idle=idle)
 
     moving = snap(progress.STALLED_AFTER - 1)
     assert moving["stalled_seconds"] is None and moving["eta_seconds"] == 400.0
@@ -177,3 +176,18 @@ def test_a_cancel_that_came_after_the_last_chunk_says_every_record_was_processed
         "Cancelled after every record was processed: 200 of 200 records were changed.")
     assert cancelled_message(job("running", total=200, done=80)) == (
         "Cancelled after 80 of 200 records; the rest were not changed.")
+
+
+def test_a_failure_hidden_from_who_may_not_read_the_records_says_what_was_done():
+    """It said "changed" of deletes and tasks, and "5 of 0" for a task with no total."""
+    from pgbulk.permissions import public_message
+
+    def hidden(kind: str, done: int, total: int) -> str:
+        failed = Job(kind=kind, model="library.Book", status="failed", done=done, total=total)
+        return public_message(failed, "ValueError: 'Secret' refused.", readable=False)
+
+    assert hidden("update", 0, 9) == "The job failed; you may not see why. Nothing was changed."
+    assert hidden("delete", 4, 9).endswith("4 of 9 records were deleted.")
+    assert hidden("task", 4, 9).endswith("4 of 9 records were processed.")
+    assert hidden("task", 5, 0).endswith("5 records were processed.")
+    assert hidden("update", 4, 9).endswith("4 of 9 records were changed.")
