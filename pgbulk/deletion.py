@@ -37,7 +37,6 @@ class DeletionSummary:
     also_deleted: dict[str, int] = field(default_factory=dict)  # verbose plural -> count
     cleared: dict[str, int] = field(default_factory=dict)  # links set to NULL / default
     protections: list[Protection] = field(default_factory=list)
-    deleted_models: set[type[Model]] = field(default_factory=set)  # of also_deleted
 
     @property
     def more(self) -> int:
@@ -50,7 +49,7 @@ def summarize(queryset: QuerySet) -> DeletionSummary:
     summary = DeletionSummary(count, names)
     for parent, link in queryset.model._meta.parents.items():
         if link is not None:
-            also_deleted(summary, parent, count)
+            add(summary.also_deleted, parent, count)
     walk(summary, queryset, DEPTH, top=True)
     return summary
 
@@ -63,15 +62,36 @@ def add(counts: dict[str, int], model: type[Model], count: int) -> None:
     counts[plural(model)] = counts.get(plural(model), 0) + count
 
 
-def also_deleted(summary: DeletionSummary, model: type[Model], count: int) -> None:
-    add(summary.also_deleted, model, count)
-    summary.deleted_models.add(model)
+def deleted_with(queryset: QuerySet) -> set[type[Model]]:
+    """The other models a delete of ``queryset`` removes records of: its multi-table
+    ancestors, and every CASCADE at any depth that has records (and their ancestors), as
+    Django's delete goes. One EXISTS per relation; each model is followed once."""
+    found: set[type[Model]] = set()
+    todo = [queryset]
+    seen = {queryset.model}
+    for ancestor in queryset.model._meta.get_parent_list():  # their rows go, and cascade
+        todo.append(ancestor._base_manager.filter(pk__in=queryset.values("pk")))
+        seen.add(ancestor)
+        found.add(ancestor)
+    while todo:
+        current = todo.pop()
+        relation: Any
+        for relation in get_candidate_relations_to_delete(current.model._meta):
+            model = relation.related_model
+            if relation.field.remote_field.on_delete is not CASCADE or model in seen:
+                continue
+            related = model._base_manager.filter(**{f"{relation.field.name}__in": current})
+            if related.exists():
+                seen.add(model)
+                found.update([model, *model._meta.get_parent_list()])
+                todo.append(related)
+    return found - {queryset.model}
 
 
-def not_deletable_by(user: Any, summary: DeletionSummary) -> list[str]:
-    """The kinds of records the deletion also removes that ``user`` may not delete (as
-    the admin's delete confirmation refuses them), by verbose name plural."""
-    return sorted(plural(model) for model in summary.deleted_models
+def not_deletable_by(user: Any, queryset: QuerySet) -> list[str]:
+    """The kinds of records a delete of ``queryset`` also removes that ``user`` may not
+    delete (as the admin's delete refuses them), by verbose name plural."""
+    return sorted(plural(model) for model in deleted_with(queryset)
                   if not model._meta.auto_created  # many-to-many links: no permissions
                   and not user.has_perm(f"{model._meta.app_label}.delete_{model._meta.model_name}"))
 
@@ -88,7 +108,7 @@ def walk(summary: DeletionSummary, queryset: QuerySet, depth: int, top: bool = F
         if not count:
             continue
         if on_delete is CASCADE:
-            also_deleted(summary, relation.related_model, count)
+            add(summary.also_deleted, relation.related_model, count)
             if depth > 1:
                 walk(summary, related, depth - 1)
         elif on_delete in (PROTECT, RESTRICT):

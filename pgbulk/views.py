@@ -22,7 +22,7 @@ import pgbulk
 from pgbulk import list_jobs
 from pgbulk.change_views import conflict_rows
 from pgbulk.conf import pgbulk_settings
-from pgbulk.deletion import DeletionSummary, not_deletable_by, summarize
+from pgbulk.deletion import not_deletable_by, summarize
 from pgbulk.describe import number
 from pgbulk.exceptions import ConflictEntry
 from pgbulk.forms import BulkEditForm
@@ -151,22 +151,22 @@ class BulkEditMixin(_ListViewBase):
         )
 
     def bulk_confirm_delete(self, selection: QuerySet) -> HttpResponse:
-        deletion = summarize(selection)
-        if refused := self.bulk_cascade_refusal(deletion):
+        if refused := self.bulk_cascade_refusal(selection):
             return refused
         return self.bulk_render("pgbulk/bulk_delete.html", {
-            "deletion": deletion, "atomic": self.bulk_atomic, "model": self.bulk_model()._meta})
+            "deletion": summarize(selection), "atomic": self.bulk_atomic,
+            "model": self.bulk_model()._meta})
 
     def bulk_delete_records(self, selection: QuerySet) -> HttpResponse:
-        if refused := self.bulk_cascade_refusal(summarize(selection)):
+        if refused := self.bulk_cascade_refusal(selection):
             return refused
         count = selection.count()
         return self.bulk_launch(lambda: pgbulk.bulk_delete(selection, **self.bulk_options(count)))
 
-    def bulk_cascade_refusal(self, deletion: DeletionSummary) -> HttpResponse | None:
+    def bulk_cascade_refusal(self, selection: QuerySet) -> HttpResponse | None:
         """403 if the delete would also remove records the user may not delete (parents
         of a multi-table child, cascades), as the admin refuses it; else None."""
-        forbidden = not_deletable_by(self.request.user, deletion)
+        forbidden = not_deletable_by(self.request.user, selection)
         if not forbidden:
             return None
         return self.bulk_error(_("You may not delete these records: deleting them also "
