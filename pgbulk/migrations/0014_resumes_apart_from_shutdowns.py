@@ -20,6 +20,10 @@ class Migration(migrations.Migration):
             model_name="job", name="shutdown_attempt",
             field=models.IntegerField(blank=True, null=True),
         ),
+        # Unfinished jobs keep the resumes they had: the run token counted them (and more).
+        migrations.RunSQL(
+            "UPDATE pgbulk_job SET resumes = attempt WHERE status IN ('queued', 'running')",
+            migrations.RunSQL.noop),
         RestoreSQLFileOnReverse("pgbulk_sweep_v2.sql", checksum="d5ca8fb3b49cbb0b"),
         RunSQLFile("pgbulk_sweep_v3.sql", checksum="296052a5f92969fa"),
     ]
