@@ -227,12 +227,11 @@ SET done = EXCLUDED.done, failed_count = EXCLUDED.failed_count, updated_at = now
 -- A job's committed counts and the in-flight counts of its runners that are
 -- alive (a dead one's counted records rolled back with it), read together so a
 -- chunk committing meanwhile is counted once; and the seconds since one of them
--- last made progress (since its current attempt started if none has yet), by the
--- database's clock (the one that stamped it).
+-- last reported progress (a runner reports when it starts), by the database's clock
+-- (the one that stamped it); NULL when none has a row (a runner of an older release).
 SELECT j.done, j.failed_count, coalesce(sum(p.done), 0)::bigint,
        coalesce(sum(p.failed_count), 0)::bigint, count(p.runner),
-       extract(epoch FROM now() - greatest(max(p.updated_at), j.attempt_started_at,
-                                           j.started_at))::float
+       extract(epoch FROM now() - max(p.updated_at))::float
 FROM pgbulk_job j
 LEFT JOIN pgbulk_runner_progress p ON p.job_id = j.id
  AND pgbulk_runner_lock_key(p.job_id, p.runner) = ANY(pgbulk_held_lock_keys())
