@@ -174,13 +174,14 @@ class UpdateOperation(Operation):
         self.loading = job.params.get("loading") or {}
         spec = job.params.get("change_log")
         self.log = ChangeLog(job.id, self.model, spec, using) if spec else None
-        if self.m2m:
+        if self.m2m and self.log:
             self.lock_kwargs = {}  # FOR UPDATE: see lock_links()
 
     @property
     def links_changed(self) -> list[str]:
-        """The many-to-many fields this operation changes."""
-        return list(self.m2m)
+        """The many-to-many fields whose links lock_links() holds: those this operation
+        changes, when it logs them (without a log nothing is told or undone from them)."""
+        return list(self.m2m) if self.log else []
 
     def lock_links(self, pks: list[Any]) -> None:
         """Keep other transactions off the many-to-many links of the records ``pks`` (rows
