@@ -18,6 +18,7 @@ from django.db.models import F, JSONField, Model, OuterRef, QuerySet, Subquery, 
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce, JSONObject
 from django.db.models.sql import UpdateQuery
+from django.utils.translation import gettext as _
 
 from pgbulk.conf import pgbulk_settings
 from pgbulk.sqlfiles import query
@@ -27,6 +28,12 @@ KEY, VALUES, PK = "_pgbulk_key", "_pgbulk_values", "_pgbulk_pk"
 
 #: A record in an undo's plan: key, key as text, before, after, unchanged since, now.
 Planned = tuple[Any, str, dict[str, Any], dict[str, Any], bool, dict[str, Any]]
+
+
+def expired_message() -> str:
+    """Why a job whose change log the sweep deleted cannot be undone."""
+    return _("Its change log was deleted (kept %(days)s days after a job ends).") % {
+        "days": f"{pgbulk_settings.CHANGE_RETENTION:g}"}
 
 
 def log_spec(model: type[Model], values: dict[str, Any]) -> dict[str, list[str]] | None:

@@ -134,9 +134,8 @@ def cancelled_message(job: Job) -> str:
     """A cancelled chunked job's message, from its final counts."""
     processed = job.done + job.failed_count + job.skipped_count
     if job.total and processed >= job.total:  # the cancel came after the last chunk
-        verb = {"update": "changed", "delete": "deleted"}.get(job.kind, "processed")
         return (f"Cancelled after every record was processed: {job.done:,} of "
-                f"{job.total:,} records were {verb}.")
+                f"{job.total:,} records were {changed_word(job)}.")
     return f"Cancelled after {job.done:,} of {job.total:,} records; the rest were not changed."
 
 
@@ -233,6 +232,12 @@ def skipped_phrase(job: Job) -> str:
     return f" {count:,} skipped: {'it' if count == 1 else 'they'} changed since the undone job."
 
 
+def changed_word(job: Job) -> str:
+    """What a job did to its records, for "N of M records were ...": changed, deleted,
+    processed (a task)."""
+    return {"update": "changed", "delete": "deleted"}.get(job.kind, "processed")
+
+
 def done_word(job: Job) -> str:
     if job.undo_of_id:
         return "restored"
@@ -306,7 +311,7 @@ def record_failure(job: Job, error: RecordFailed) -> str:
     model = describe.job_model(job)
     name = first.get("record") or (capfirst(str(model._meta.verbose_name)) if model
                                    else "Record")
-    verb = {"update": "changed", "delete": "deleted"}.get(job.kind, "processed")
+    verb = changed_word(job)
     where = f"{first['field']}: " if first.get("field") else ""
     return f"{name} (key {first['pk']}) could not be {verb}: {where}{sentence(first['message'])}"
 
@@ -334,7 +339,7 @@ def failure_message(handle: JobHandle, error: BaseException) -> str:
     if isinstance(error, RecordFailed):
         suffix = " Nothing was changed." if handle.atomic else ""
         return f"{record_failure(job, error)}{suffix}"
-    verb = {"update": "changed", "delete": "deleted"}.get(job.kind, "processed")
+    verb = changed_word(job)
     suffix = " Nothing was changed." if handle.atomic else (
         f" {job.done:,} of {job.total:,} records were {verb} before it stopped.")
     text = str(error).strip()

@@ -10,10 +10,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from pgbulk import execute, locks
-from pgbulk.changelog import log_spec
+from pgbulk.changelog import expired_message, log_spec
 from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import BulkValidationError, ConflictError
 from pgbulk.models import Job, Status
@@ -157,9 +156,7 @@ def hold_log(undone: Job, using: str) -> None:
     kept = Job.objects.using(using).select_for_update(no_key=True).filter(
         pk=undone.pk, change_log="kept")
     if not kept.exists():
-        raise BulkValidationError({"__all__": [_(
-            "Its change log was deleted (kept %(days)s days after a job ends).") % {
-            "days": f"{pgbulk_settings.CHANGE_RETENTION:g}"}]})
+        raise BulkValidationError({"__all__": [expired_message()]})
 
 
 def reserve(job: Job, queryset: QuerySet, using: str, exclusive: bool, chunk_size: int) -> int:

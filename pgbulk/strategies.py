@@ -61,11 +61,10 @@ def describe(pk: Any, error: BaseException, record: Any = None) -> list[ErrorEnt
 
 
 class Operation:
-    #: Does the job run in transactions of its own (not inside its caller's)?
-    owns_transactions = False
-
     """Applies a job's change to chunks of primary keys, inside the caller's transaction."""
 
+    #: Does the job run in transactions of its own (not inside its caller's)?
+    owns_transactions = False
     lock_kwargs: dict[str, Any] = {"no_key": True}
 
     def __init__(self, job: Job, using: str) -> None:
@@ -190,12 +189,12 @@ class UpdateOperation(Operation):
         the records' FOR UPDATE (of the parent's rows too, for a parent's field). Else a
         link another transaction added or removed while the chunk ran was logged (and
         undone) as this job's change. Call it inside locked()."""
-        for name in self.links_changed:
-            field = model_field(self.model, name)
-            owner = field.model._meta.concrete_model
-            if owner is not self.model._meta.concrete_model:
-                rows = owner._base_manager.using(self.using).filter(pk__in=pks)
-                list(rows.order_by("pk").select_for_update().values_list("pk"))
+        fields = [model_field(self.model, name) for name in self.links_changed]
+        owners = {f.model._meta.concrete_model for f in fields}
+        for owner in owners - {self.model._meta.concrete_model}:  # parents: once each
+            rows = owner._base_manager.using(self.using).filter(pk__in=pks)
+            list(rows.order_by("pk").select_for_update().values_list("pk"))
+        for field in fields:
             through = field.remote_field.through
             source = through._meta.get_field(field.m2m_field_name()).attname
             links = through._base_manager.using(self.using).filter(**{f"{source}__in": pks})

@@ -23,7 +23,7 @@ from django.db.models.functions import Now
 from django.utils.translation import gettext as _
 
 from pgbulk import locks
-from pgbulk.changelog import ChangeLog
+from pgbulk.changelog import ChangeLog, expired_message
 from pgbulk.changes import Reader
 from pgbulk.conf import pgbulk_settings
 from pgbulk.exceptions import BulkValidationError, ErrorEntry
@@ -113,8 +113,7 @@ def why_not_undoable(job: Job) -> str:
     if job.status not in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED):
         return _("The job has not finished yet.")
     if job.change_log == "expired":
-        return _("Its change log was deleted (kept %(days)s days after a job ends).") % {
-            "days": f"{pgbulk_settings.CHANGE_RETENTION:g}"}
+        return expired_message()
     spec = job.params.get("undo_spec") or job.params.get("change_log")
     if job.change_log != "kept" or not spec:
         if "change_log" not in job.params:
